@@ -1,0 +1,222 @@
+"""Every setting oO reads, in one place, from environment variables.
+
+`Settings.from_env()` is the only reader of `os.environ` for configuration.
+A missing or invalid value raises `SettingsError` with one line naming the
+variable, the bad value and what is expected; the CLI prints that line and
+exits 2 (no traceback).
+
+| variable | default | meaning |
+|---|---|---|
+| OO_ENV | dev | dev, test or production |
+| OO_KAFKA_BOOTSTRAP | 127.0.0.1:19092 | Kafka bootstrap servers, comma-separated host:port |
+| OO_DATABASE_URL | postgresql://oo@127.0.0.1:15432/oo | PostgreSQL DSN |
+| OO_WEB_HOST | 127.0.0.1 | address the web app binds |
+| OO_WEB_PORT | 8080 | port of the web app (PWA + API) |
+| OO_WORKER_WEB_PORT | 6066 | port of the worker's health/metrics web server |
+| OO_TOPIC_PARTITIONS | 4 | partitions of every user-keyed topic (co-partitioned) |
+| OO_TOPIC_REPLICATION | 1 | replication factor of created topics |
+| OO_TABLE_STORE | rocksdb:// | Faust table store: rocksdb:// or memory:// |
+| OO_APP_ID | oo | Faust application id (consumer group, changelog prefix) |
+| OO_STATE_DIR | /var/tmp/oo-<user> | data of the local Kafka/PostgreSQL and worker tables |
+| OO_CACHE_DIR | ~/.cache/oo | downloaded Kafka jars (reused between runs) |
+| OO_KAFKA_VERSION | 4.1.1 | Apache Kafka version the local broker runs |
+| OO_LOG_LEVEL | info | debug, info, warning or error |
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ENVIRONMENTS = ("dev", "test", "production")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+TABLE_STORES = ("rocksdb://", "memory://")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or invalid; the message is one line naming the variable."""
+
+
+@dataclass(frozen=True)
+class HostPort:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated configuration of one oO process."""
+
+    env: str
+    kafka_bootstrap: tuple[HostPort, ...]
+    database_url: str
+    web_host: str
+    web_port: int
+    worker_web_port: int
+    topic_partitions: int
+    topic_replication: int
+    table_store: str
+    app_id: str
+    state_dir: Path
+    cache_dir: Path
+    kafka_version: str
+    log_level: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate every setting; raise SettingsError on the first bad one."""
+        env = os.environ if environ is None else environ
+        reader = _Reader(env)
+        settings = cls(
+            env=reader.choice("OO_ENV", "dev", ENVIRONMENTS),
+            kafka_bootstrap=reader.bootstrap("OO_KAFKA_BOOTSTRAP", "127.0.0.1:19092"),
+            database_url=reader.database_url("OO_DATABASE_URL", "postgresql://oo@127.0.0.1:15432/oo"),
+            web_host=reader.text("OO_WEB_HOST", "127.0.0.1"),
+            web_port=reader.port("OO_WEB_PORT", 8080),
+            worker_web_port=reader.port("OO_WORKER_WEB_PORT", 6066),
+            topic_partitions=reader.integer("OO_TOPIC_PARTITIONS", 4, low=1, high=1024),
+            topic_replication=reader.integer("OO_TOPIC_REPLICATION", 1, low=1, high=16),
+            table_store=reader.choice("OO_TABLE_STORE", "rocksdb://", TABLE_STORES),
+            app_id=reader.identifier("OO_APP_ID", "oo"),
+            state_dir=reader.path("OO_STATE_DIR", Path("/var/tmp") / f"oo-{_user()}"),
+            cache_dir=reader.path("OO_CACHE_DIR", Path.home() / ".cache" / "oo"),
+            kafka_version=reader.version("OO_KAFKA_VERSION", "4.1.1"),
+            log_level=reader.choice("OO_LOG_LEVEL", "info", LOG_LEVELS),
+        )
+        if settings.web_port == settings.worker_web_port:
+            raise SettingsError(
+                f"OO_WEB_PORT and OO_WORKER_WEB_PORT are both {settings.web_port}; they must differ"
+            )
+        return settings
+
+    @property
+    def kafka_bootstrap_servers(self) -> str:
+        """The bootstrap list in the form Kafka clients take."""
+        return ",".join(str(hp) for hp in self.kafka_bootstrap)
+
+    @property
+    def database(self) -> DatabaseTarget:
+        return DatabaseTarget.parse(self.database_url)
+
+    @property
+    def web_url(self) -> str:
+        host = "127.0.0.1" if self.web_host in ("0.0.0.0", "") else self.web_host
+        return f"http://{host}:{self.web_port}/"
+
+
+@dataclass(frozen=True)
+class DatabaseTarget:
+    """The parts of OO_DATABASE_URL the local PostgreSQL scripts need."""
+
+    host: str
+    port: int
+    user: str
+    name: str
+
+    @classmethod
+    def parse(cls, url: str) -> DatabaseTarget:
+        parts = urlsplit(url)
+        return cls(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 5432,
+            user=parts.username or "oo",
+            name=(parts.path or "/oo").lstrip("/") or "oo",
+        )
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+class _Reader:
+    """Reads one variable at a time and turns problems into one-line SettingsErrors."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def _raw(self, name: str) -> str | None:
+        value = self._env.get(name)
+        if value is None:
+            return None
+        value = value.strip()
+        if not value:
+            raise SettingsError(f"{name} is set but empty; unset it to use the default or give a value")
+        return value
+
+    def text(self, name: str, default: str) -> str:
+        return self._raw(name) or default
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        value = self._raw(name)
+        if value is None:
+            return default
+        if value not in allowed:
+            raise SettingsError(f"{name}={value!r} is invalid; expected one of {', '.join(allowed)}")
+        return value
+
+    def integer(self, name: str, default: int, *, low: int, high: int) -> int:
+        value = self._raw(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise SettingsError(f"{name}={value!r} is not an integer") from None
+        if not low <= number <= high:
+            raise SettingsError(f"{name}={number} is out of range; expected {low}..{high}")
+        return number
+
+    def port(self, name: str, default: int) -> int:
+        return self.integer(name, default, low=1, high=65535)
+
+    def path(self, name: str, default: Path) -> Path:
+        value = self._raw(name)
+        return Path(value).expanduser() if value else default
+
+    def identifier(self, name: str, default: str) -> str:
+        value = self._raw(name) or default
+        if not all(c.isalnum() or c in "-_." for c in value):
+            raise SettingsError(f"{name}={value!r} may contain only letters, digits, '-', '_' and '.'")
+        return value
+
+    def version(self, name: str, default: str) -> str:
+        value = self._raw(name) or default
+        pieces = value.split(".")
+        if len(pieces) != 3 or not all(p.isdigit() for p in pieces):
+            raise SettingsError(f"{name}={value!r} is not a version like 4.1.1")
+        if int(pieces[0]) < 4:
+            raise SettingsError(f"{name}={value!r}: oO runs Apache Kafka 4.x or newer (KRaft only)")
+        return value
+
+    def bootstrap(self, name: str, default: str) -> tuple[HostPort, ...]:
+        value = self._raw(name) or default
+        servers = []
+        for item in value.split(","):
+            host, sep, port = item.strip().rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise SettingsError(f"{name}={value!r} is invalid; expected host:port[,host:port...]")
+            servers.append(HostPort(host.strip("[]"), int(port)))
+        return tuple(servers)
+
+    def database_url(self, name: str, default: str) -> str:
+        value = self._raw(name) or default
+        parts = urlsplit(value)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise SettingsError(f"{name} must start with postgresql:// (got scheme {parts.scheme!r})")
+        try:
+            parts.port
+        except ValueError:
+            raise SettingsError(f"{name} has an invalid port") from None
+        if not parts.hostname:
+            raise SettingsError(f"{name} has no host; expected postgresql://user@host:port/database")
+        return value
