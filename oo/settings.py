@@ -33,6 +33,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 ENVIRONMENTS = ("dev", "test", "production")
+VARIABLES = (
+    "OO_ENV", "OO_KAFKA_BOOTSTRAP", "OO_DATABASE_URL", "OO_WEB_HOST", "OO_WEB_PORT",
+    "OO_WORKER_WEB_PORT", "OO_TOPIC_PARTITIONS", "OO_TOPIC_REPLICATION", "OO_TABLE_STORE",
+    "OO_APP_ID", "OO_STATE_DIR", "OO_CACHE_DIR", "OO_KAFKA_VERSION", "OO_LOG_LEVEL",
+)
 LOG_LEVELS = ("debug", "info", "warning", "error")
 TABLE_STORES = ("rocksdb://", "memory://")
 
@@ -104,6 +109,15 @@ class Settings:
     @property
     def database(self) -> DatabaseTarget:
         return DatabaseTarget.parse(self.database_url)
+
+    def redacted(self) -> dict[str, str]:
+        """Every setting as text, with any password in the database URL masked."""
+        values = {name: str(value) for name, value in vars(self).items()}
+        parts = urlsplit(self.database_url)
+        if parts.password:
+            values["database_url"] = self.database_url.replace(f":{parts.password}@", ":***@", 1)
+        values["kafka_bootstrap"] = self.kafka_bootstrap_servers
+        return values
 
     @property
     def web_url(self) -> str:

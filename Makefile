@@ -1,0 +1,26 @@
+# The two commands of README.md: `make dev` (everything, prints the URL) and `make test`.
+.PHONY: dev test unit bootstrap bench lint infra-up infra-down help
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+bootstrap:  ## install system packages and the Python venv (idempotent)
+	@scripts/bootstrap.sh
+
+dev: bootstrap  ## start Kafka, PostgreSQL, worker and web; print the URL; Ctrl-C stops all
+	@.venv/bin/oo dev
+
+test: bootstrap  ## the whole test suite (starts Kafka and PostgreSQL itself)
+	@.venv/bin/python -m pytest $(PYTEST_ARGS)
+
+unit: bootstrap  ## only the fast unit tests
+	@.venv/bin/python -m pytest -m unit $(PYTEST_ARGS)
+
+lint: bootstrap  ## ruff and mypy
+	@.venv/bin/ruff check . && .venv/bin/mypy oo topics agents web domain
+
+infra-up: bootstrap  ## start only Kafka and PostgreSQL
+	@.venv/bin/oo infra up
+
+infra-down: bootstrap  ## stop them
+	@.venv/bin/oo infra down

@@ -1,0 +1,1 @@
+"""Faust app and agents: wiring only; decisions live in `domain`."""

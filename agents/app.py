@@ -1,0 +1,52 @@
+"""The Faust application: configuration, agents and the worker's web pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from agents import deadletters, features
+from agents.counters import Counters
+from oo.health import readiness
+from oo.settings import Settings
+
+
+def create_app(settings: Settings) -> faust.App:
+    """Build the Faust app for `settings` with every agent registered."""
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{hp}" for hp in settings.kafka_bootstrap],
+        store=settings.table_store,
+        datadir=str(settings.state_dir / "faust" / f"worker-{settings.worker_web_port}"),
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        processing_guarantee="at_least_once",
+        web_enabled=True,
+        web_port=settings.worker_web_port,
+        web_bind="127.0.0.1" if settings.env != "production" else "0.0.0.0",
+        web_host="127.0.0.1",
+        autodiscover=False,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+    )
+    counters = Counters()
+    dead = deadletters.DeadLetterSink(app, counters)
+    features.register(app, settings, dead, counters)
+    _register_pages(app, settings, counters)
+    return app
+
+
+def _register_pages(app: faust.App, settings: Settings, counters: Counters) -> None:
+    @app.page("/health")
+    async def health(web: Any, request: Any) -> Any:
+        return web.json({"status": "alive"})
+
+    @app.page("/ready")
+    async def ready(web: Any, request: Any) -> Any:
+        ok, body = await readiness(settings.kafka_bootstrap_servers, settings.database_url)
+        return web.json(body, status=200 if ok else 503)
+
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        return web.text(counters.prometheus(), content_type="text/plain; version=0.0.4")

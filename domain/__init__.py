@@ -1,0 +1,1 @@
+"""The pure core: decisions as functions of their inputs. Imports nothing of ours but contracts' plain types."""

@@ -1,0 +1,5 @@
+import sys
+
+from oo.cli import main
+
+sys.exit(main())

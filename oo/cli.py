@@ -1,0 +1,230 @@
+"""The `oo` command: local infrastructure, migrations, worker, web and the dev loop.
+
+Every command has `--help`. Configuration comes from environment variables
+(see `oo.settings`); a bad setting or a failing service is reported as one
+`oo: error: ...` line and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from oo.infra.common import InfraError
+from oo.settings import Settings, SettingsError
+
+EXIT_ERROR = 2
+
+
+class CliError(RuntimeError):
+    """A command failed in an expected way; the message is shown as is."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return EXIT_ERROR
+    try:
+        settings = Settings.from_env()
+        _setup_logging(settings)
+        return int(args.run(settings, args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except (SettingsError, InfraError, CliError) as err:
+        print(f"oo: error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as err:
+        # Domain errors of other modules (MigrationError, TopicLayoutError) are
+        # expected failures too: one line, no traceback, unless debugging.
+        if _is_expected(err):
+            print(f"oo: error: {err}", file=sys.stderr)
+            return EXIT_ERROR
+        raise
+
+
+def _is_expected(err: Exception) -> bool:
+    from oo.migrate import MigrationError
+    from topics.admin import TopicLayoutError
+
+    return isinstance(err, (MigrationError, TopicLayoutError))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="oo",
+        description="oO: one perfectly-timed tip. Configuration: OO_* environment variables "
+        "(see `oo settings`).",
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    infra = sub.add_parser("infra", help="local Kafka and PostgreSQL (no Docker)",
+                           description="Provision, start, stop and inspect the local Kafka broker "
+                           "and PostgreSQL cluster used for development and tests.")
+    infra_sub = infra.add_subparsers(title="actions", metavar="ACTION")
+    up = infra_sub.add_parser("up", help="start Kafka and PostgreSQL, create topics, migrate",
+                              description="Download Kafka if needed, start Kafka and PostgreSQL "
+                              "(a second `up` finds them running), create topics, apply migrations.")
+    up.set_defaults(run=_infra_up)
+    down = infra_sub.add_parser("down", help="stop Kafka and PostgreSQL",
+                                description="Stop the local Kafka broker and PostgreSQL cluster.")
+    down.set_defaults(run=_infra_down)
+    status = infra_sub.add_parser("status", help="show whether they run",
+                                  description="Show whether the local services run, and where.")
+    status.set_defaults(run=_infra_status)
+    infra.set_defaults(run=lambda s, a: infra.print_help() or EXIT_ERROR)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations",
+                             description="Apply the SQL migrations in migrations/ in order, each "
+                             "in its own transaction; already-applied ones are skipped.")
+    migrate.set_defaults(run=_migrate)
+
+    topics = sub.add_parser("topics", help="create missing topics and list them",
+                            description="Create every oO topic that is missing, with "
+                            "OO_TOPIC_PARTITIONS partitions, and check the existing ones.")
+    topics.set_defaults(run=_topics)
+
+    worker = sub.add_parser("worker", help="run the Faust worker (the agents)",
+                            description="Run the Faust worker: creates missing topics, then runs "
+                            "every agent. Health on OO_WORKER_WEB_PORT (/health, /ready, /metrics).")
+    worker.set_defaults(run=_worker)
+
+    webp = sub.add_parser("web", help="run the web app (PWA + API)",
+                          description="Serve the PWA and JSON API on OO_WEB_HOST:OO_WEB_PORT.")
+    webp.set_defaults(run=_web)
+
+    dev = sub.add_parser("dev", help="everything at once: infra, worker, web; prints the URL",
+                         description="Start Kafka, PostgreSQL, the worker and the web app, print "
+                         "the URL, and stop all of it on Ctrl-C.")
+    dev.add_argument("--keep-infra", action="store_true",
+                     help="leave Kafka and PostgreSQL running after Ctrl-C")
+    dev.set_defaults(run=_dev)
+
+    settings = sub.add_parser("settings", help="print the effective settings",
+                              description="Print every setting with its effective value.")
+    settings.set_defaults(run=_settings)
+    return parser
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _say(message: str) -> None:
+    print(f"oo: {message}", flush=True)
+
+
+def _infra_up(settings: Settings, args: argparse.Namespace) -> int:
+    infra_up(settings, _say)
+    _infra_status(settings, args)
+    return 0
+
+
+def infra_up(settings: Settings, log: Callable[[str], None]) -> tuple[bool, bool]:
+    """Start Kafka and PostgreSQL, create topics, migrate; (kafka started, postgres started)."""
+    from oo.infra.kafka import LocalKafka
+    from oo.infra.postgres import LocalPostgres
+
+    kafka_started = LocalKafka.from_settings(settings, log=log).up()
+    postgres_started = LocalPostgres.from_settings(settings, log=log).up()
+    _create_topics(settings, log)
+    _apply_migrations(settings, log)
+    return kafka_started, postgres_started
+
+
+def _infra_down(settings: Settings, args: argparse.Namespace) -> int:
+    from oo.infra.kafka import LocalKafka
+    from oo.infra.postgres import LocalPostgres
+
+    for service in (LocalKafka.from_settings(settings, log=_say),
+                    LocalPostgres.from_settings(settings, log=_say)):
+        service.down()
+    _infra_status(settings, args)
+    return 0
+
+
+def _infra_status(settings: Settings, args: argparse.Namespace) -> int:
+    from oo.infra.kafka import LocalKafka
+    from oo.infra.postgres import LocalPostgres
+
+    for service in (LocalKafka.from_settings(settings, log=_say),
+                    LocalPostgres.from_settings(settings, log=_say)):
+        print(service.status().line())
+    return 0
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    _apply_migrations(settings, _say)
+    return 0
+
+
+def _apply_migrations(settings: Settings, log: Callable[[str], None]) -> None:
+    from oo.migrate import migrate
+
+    applied = asyncio.run(migrate(settings.database_url, log=log))
+    log(f"migrations: {len(applied)} applied" + (f" ({', '.join(applied)})" if applied else ""))
+
+
+def _topics(settings: Settings, args: argparse.Namespace) -> int:
+    from topics.catalog import ALL_TOPICS
+
+    _create_topics(settings, _say)
+    for spec in ALL_TOPICS:
+        print(f"{spec.name:<24} {settings.topic_partitions} partitions  {spec.record.__name__}")
+    return 0
+
+
+def _create_topics(settings: Settings, log: Callable[[str], None]) -> None:
+    from topics.admin import ensure_topics
+
+    created = asyncio.run(ensure_topics(
+        settings.kafka_bootstrap_servers, partitions=settings.topic_partitions,
+        replication=settings.topic_replication, log=log,
+    ))
+    log(f"topics: {len(created)} created")
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from faust.worker import Worker
+
+    from agents.app import create_app
+
+    _create_topics(settings, _say)
+    app = create_app(settings)
+    worker = Worker(app, loglevel=settings.log_level, quiet=True)
+    worker.execute_from_commandline()
+    return 0
+
+
+def _web(settings: Settings, args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from web.app import create_app
+
+    _say(f"web app on {settings.web_url}")
+    web.run_app(create_app(settings), host=settings.web_host, port=settings.web_port,
+                print=None, access_log=None)
+    return 0
+
+
+def _dev(settings: Settings, args: argparse.Namespace) -> int:
+    from oo.dev import run_dev
+
+    return run_dev(settings, keep_infra=args.keep_infra, log=_say)
+
+
+def _settings(settings: Settings, args: argparse.Namespace) -> int:
+    for name, value in settings.redacted().items():
+        print(f"{name:<18} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

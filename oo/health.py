@@ -1,0 +1,62 @@
+"""Readiness checks shared by the web app and the worker: is Kafka, is PostgreSQL reachable?"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import asyncpg
+from aiokafka.admin import AIOKafkaAdminClient
+
+CHECK_TIMEOUT = 3.0
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"ok": self.ok, "detail": self.detail}
+
+
+async def check_kafka(bootstrap_servers: str, timeout: float = CHECK_TIMEOUT) -> Check:
+    """Kafka is ready when the cluster answers a metadata request."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, client_id="oo-ready", request_timeout_ms=int(timeout * 1000)
+    )
+    try:
+        async with asyncio.timeout(timeout):
+            await admin.start()
+            cluster = await admin.describe_cluster()
+        return Check("kafka", True, f"{len(cluster.get('brokers', []))} broker(s)")
+    except (TimeoutError, OSError, Exception) as err:  # any failure means "not ready"; reported, not raised
+        return Check("kafka", False, f"unreachable: {type(err).__name__}")
+    finally:
+        try:
+            await admin.close()
+        except Exception:  # closing a never-started client may raise; nothing to recover
+            pass
+
+
+async def check_postgres(dsn: str, timeout: float = CHECK_TIMEOUT) -> Check:
+    """PostgreSQL is ready when it answers `SELECT 1`."""
+    try:
+        async with asyncio.timeout(timeout):
+            conn = await asyncpg.connect(dsn, timeout=timeout)
+            try:
+                await conn.fetchval("SELECT 1")
+            finally:
+                await conn.close()
+        return Check("postgres", True, "ok")
+    except (TimeoutError, OSError, asyncpg.PostgresError, Exception) as err:
+        return Check("postgres", False, f"unreachable: {type(err).__name__}")
+
+
+async def readiness(bootstrap_servers: str, dsn: str) -> tuple[bool, dict[str, object]]:
+    """Run both checks concurrently; (all ok, JSON body)."""
+    kafka, postgres = await asyncio.gather(check_kafka(bootstrap_servers), check_postgres(dsn))
+    body = {c.name: c.as_dict() for c in (kafka, postgres)}
+    ok = kafka.ok and postgres.ok
+    return ok, {"status": "ready" if ok else "not ready", "checks": body}

@@ -1,0 +1,1 @@
+"""Contracts: every topic and record oO reads or writes, declared once."""

@@ -1,0 +1,1 @@
+"""aiohttp application: the PWA and its JSON API."""
