@@ -32,7 +32,7 @@ TEST_ENV = {
 }
 
 
-def test_environ() -> dict[str, str]:
+def oo_test_environ() -> dict[str, str]:
     """The environment a test process (or a subprocess it starts) should see."""
     keep = {k: v for k, v in os.environ.items() if not k.startswith("OO_")}
     for name in ("OO_CACHE_DIR", "OO_KAFKA_VERSION"):
@@ -43,7 +43,7 @@ def test_environ() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    return Settings.from_env(test_environ())
+    return Settings.from_env(oo_test_environ())
 
 
 @pytest.fixture(scope="session")

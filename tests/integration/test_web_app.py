@@ -1,0 +1,60 @@
+"""The web app against the real PostgreSQL and Kafka: health, readiness, JSON errors, headers."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from web.app import create_app
+from web.security import HEADERS
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def client(settings, kafka, postgres):
+    async with TestClient(TestServer(create_app(settings))) as client:
+        yield client
+
+
+async def test_health_answers_without_dependencies(client):
+    response = await client.get("/health")
+    assert response.status == 200 and (await response.json()) == {"status": "alive"}
+
+
+async def test_ready_when_kafka_and_postgres_answer(client):
+    response = await client.get("/ready")
+    body = await response.json()
+    assert response.status == 200, body
+    assert body["checks"]["kafka"]["ok"] and body["checks"]["postgres"]["ok"]
+
+
+async def test_not_ready_and_says_which_when_postgres_is_unreachable(settings, kafka):
+    broken = dataclasses.replace(settings, database_url="postgresql://oo@127.0.0.1:1/nothing")
+    async with TestClient(TestServer(create_app(broken))) as client:
+        response = await client.get("/ready")
+        body = await response.json()
+    assert response.status == 503
+    assert body["checks"]["postgres"]["ok"] is False and body["checks"]["kafka"]["ok"] is True
+
+
+async def test_unknown_route_is_a_json_404_with_security_headers(client):
+    response = await client.get("/no/such/thing")
+    assert response.status == 404
+    assert (await response.json())["error"] == "Not Found"
+    for name, value in HEADERS.items():
+        assert response.headers[name] == value
+
+
+async def test_wrong_method_is_a_json_405(client):
+    response = await client.post("/health")
+    assert response.status == 405 and "error" in await response.json()
+
+
+async def test_the_page_is_served_black_with_a_strict_csp(client):
+    response = await client.get("/")
+    text = await response.text()
+    assert response.status == 200 and "<main" in text and "<script>" not in text
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
