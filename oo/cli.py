@@ -12,6 +12,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 from oo.infra.common import InfraError
 from oo.settings import Settings, SettingsError
@@ -103,6 +104,20 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--keep-infra", action="store_true",
                      help="leave Kafka and PostgreSQL running after Ctrl-C")
     dev.set_defaults(run=_dev)
+
+    simulate = sub.add_parser("simulate", help="send realistic signals for synthetic people",
+                              description="Produce normalized signals for N synthetic people over D "
+                              "days (time zones, routines, meetings, todos, habits, moods, app "
+                              "opens) to the signal topics. Seeded and reproducible.")
+    simulate.add_argument("--users", type=_positive, default=10, help="how many people (default 10)")
+    simulate.add_argument("--days", type=_positive, default=1, help="simulated days (default 1)")
+    simulate.add_argument("--speed", type=float, default=0.0,
+                          help="simulated seconds per real second; 0 = as fast as possible (default)")
+    simulate.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    simulate.add_argument("--start", type=_utc_time, default=None,
+                          help="simulated start, ISO 8601 with offset (default: now)")
+    simulate.add_argument("--prefix", default="sim", help="user id namespace (default sim)")
+    simulate.set_defaults(run=_simulate)
 
     settings = sub.add_parser("settings", help="print the effective settings",
                               description="Print every setting with its effective value.")
@@ -218,6 +233,39 @@ def _dev(settings: Settings, args: argparse.Namespace) -> int:
     from oo.dev import run_dev
 
     return run_dev(settings, keep_infra=args.keep_infra, log=_say)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _utc_time(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset (e.g. 2026-11-22T07:00:00Z)")
+    return value.astimezone(UTC)
+
+
+def _simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from oo.simulator import run_simulation
+
+    if args.speed < 0:
+        raise CliError("--speed must be 0 (as fast as possible) or more")
+    _create_topics(settings, _say)
+    start = args.start or datetime.now(UTC).replace(second=0, microsecond=0)
+    asyncio.run(run_simulation(settings.kafka_bootstrap_servers, users=args.users, days=args.days,
+                               speed=args.speed, start=start, seed=args.seed, prefix=args.prefix,
+                               log=_say))
+    return 0
 
 
 def _settings(settings: Settings, args: argparse.Namespace) -> int:

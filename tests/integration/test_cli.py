@@ -12,7 +12,7 @@ from tests.helpers import ROOT
 
 pytestmark = pytest.mark.integration
 COMMANDS = [[], ["infra"], ["infra", "up"], ["infra", "down"], ["infra", "status"], ["migrate"],
-            ["topics"], ["worker"], ["web"], ["dev"], ["settings"]]
+            ["topics"], ["worker"], ["web"], ["dev"], ["simulate"], ["settings"]]
 
 
 def oo(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
