@@ -14,11 +14,15 @@ from oo.settings import Settings
 
 def create_app(settings: Settings) -> faust.App:
     """Build the Faust app for `settings` with every agent registered."""
+    # One folder per worker (by web port) so several workers on one host never
+    # share a RocksDB store.
+    datadir = settings.state_dir / "faust" / f"worker-{settings.worker_web_port}"
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{hp}" for hp in settings.kafka_bootstrap],
         store=settings.table_store,
-        datadir=str(settings.state_dir / "faust" / f"worker-{settings.worker_web_port}"),
+        datadir=str(datadir),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,
         processing_guarantee="at_least_once",

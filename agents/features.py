@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import Any
 
 import faust
@@ -14,6 +16,7 @@ from topics.catalog import SIGNALS
 from topics.codec import InvalidRecord
 from topics.validation import decode_event
 
+log = logging.getLogger(__name__)
 TABLE_NAME = "features"
 DOMAIN_BY_TOPIC = {spec.name: domain for domain, spec in SIGNALS.items()}
 
@@ -25,9 +28,12 @@ def register(app: faust.App, settings: Settings, dead: DeadLetterSink, counters:
         key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
         partitions=settings.topic_partitions,
     )
+    # Raw bytes both ways: keys are the user_id as sent on the topic, values
+    # our own compact JSON (the fold's `to_dict`), so nothing Faust-specific
+    # ends up in the changelog.
     table = app.Table(
         TABLE_NAME, default=None, partitions=settings.topic_partitions,
-        key_type=str, key_serializer="raw", value_serializer="json",
+        key_type=bytes, value_type=bytes,
     )
 
     @app.agent(signals, name="oo.agents.features")
@@ -40,11 +46,24 @@ def register(app: faust.App, settings: Settings, dead: DeadLetterSink, counters:
             except InvalidRecord as err:
                 await dead.put(message, err.reason)
                 continue
-            stored = table.get(record.user_id)
-            state = UserFeatures.from_dict(stored) if stored else None
-            new_state, changed = fold(state, record, domain)
-            if changed:
-                table[record.user_id] = new_state.to_dict()
-                counters.inc("oo_signals_folded_total", "domain", domain)
-            else:
-                counters.inc("oo_signals_duplicate_total", "domain", domain)
+            try:
+                changed = _fold_into(table, message.key, record, domain)
+            except Exception as err:  # a bug must not kill the agent nor lose the event
+                log.exception("features fold failed for %s", record.event_id)
+                counters.inc("oo_agent_errors_total", "agent", "features")
+                await dead.put(message, f"processing failed: {type(err).__name__}: {err}")
+                continue
+            counters.inc(
+                "oo_signals_folded_total" if changed else "oo_signals_duplicate_total",
+                "domain", domain,
+            )
+
+
+def _fold_into(table: Any, key: bytes, record: Any, domain: str) -> bool:
+    """Read the user's features, fold the signal, write them back if changed."""
+    stored = table.get(key)
+    state = UserFeatures.from_dict(json.loads(stored)) if stored else None
+    new_state, changed = fold(state, record, domain)
+    if changed:
+        table[key] = json.dumps(new_state.to_dict(), separators=(",", ":")).encode()
+    return changed
