@@ -25,6 +25,7 @@ DEV_ENV = {
     "OO_STATE_DIR": f"/var/tmp/oo-test-dev-{getpass.getuser()}",
     "OO_WEB_PORT": "28180",
     "OO_WORKER_WEB_PORT": "26166",
+    "OO_TABLE_STORE": "rocksdb://",  # the default of `make dev`
 }
 
 
