@@ -77,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     status = infra_sub.add_parser("status", help="show whether they run",
                                   description="Show whether the local services run, and where.")
     status.set_defaults(run=_infra_status)
-    infra.set_defaults(run=lambda s, a: infra.print_help() or EXIT_ERROR)
+    infra.set_defaults(run=lambda s, a: _help(infra))
 
     migrate = sub.add_parser("migrate", help="apply database migrations",
                              description="Apply the SQL migrations in migrations/ in order, each "
@@ -123,6 +123,11 @@ def _parser() -> argparse.ArgumentParser:
                               description="Print every setting with its effective value.")
     settings.set_defaults(run=_settings)
     return parser
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return EXIT_ERROR
 
 
 def _setup_logging(settings: Settings) -> None:

@@ -228,7 +228,7 @@ class _Reader:
         if parts.scheme not in ("postgresql", "postgres"):
             raise SettingsError(f"{name} must start with postgresql:// (got scheme {parts.scheme!r})")
         try:
-            parts.port
+            _ = parts.port  # urlsplit validates the port lazily
         except ValueError:
             raise SettingsError(f"{name} has an invalid port") from None
         if not parts.hostname:

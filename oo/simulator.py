@@ -15,6 +15,7 @@ import random
 import time as time_module
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -145,7 +146,7 @@ def _person_events(person: Person, start: datetime, days: int, seed: int) -> Ite
     yield from events
 
 
-def _local(person: Person, day: date):  # noqa: ANN202 — returns a small closure
+def _local(person: Person, day: date):
     def at(minute: int) -> datetime:
         minute = max(0, min(minute, 1439))
         return datetime.combine(day, time(minute // 60, minute % 60), tzinfo=person.zone)
@@ -176,7 +177,7 @@ async def run_simulation(
     wall0 = time_module.monotonic()
     last_report = wall0
     try:
-        pending = []
+        pending: list[asyncio.Future[Any]] = []
         for topic, record in simulate_people(users, start, days, seed, prefix):
             if speed > 0:
                 due = wall0 + (record.occurred_at - start).total_seconds() / speed

@@ -113,5 +113,5 @@ def wait_http(url: str, status: int = 200, timeout: float = 90.0,
     raise AssertionError(f"{url} did not answer {status} within {timeout}s (last: {last})")
 
 
-def run(coro):  # noqa: ANN001, ANN201 — small sync bridge for tests that are not async
+def run(coro):
     return asyncio.run(coro)

@@ -105,7 +105,7 @@ def _refuse_constant(name: str) -> Any:
 
 
 @cache
-def _fields(cls: type[Any]) -> tuple[tuple[str, Any, bool], ...]:
+def _fields(cls: Any) -> tuple[tuple[str, Any, bool], ...]:
     hints = typing.get_type_hints(cls, include_extras=True)
     out = []
     for f in dataclasses.fields(cls):
@@ -114,7 +114,7 @@ def _fields(cls: type[Any]) -> tuple[tuple[str, Any, bool], ...]:
     return tuple(out)
 
 
-def _build(cls: type[Any], obj: Any, path: str) -> Any:
+def _build(cls: Any, obj: Any, path: str) -> Any:
     where = path or "record"
     if not isinstance(obj, dict):
         raise InvalidRecord(f"{where}: expected a JSON object, got {_kind(obj)}")
@@ -173,7 +173,7 @@ def _check(hint: Any, value: Any, path: str, limit: Limit | None = None) -> Any:
         if size > cap:
             raise InvalidRecord(f"{path}: object is {size} bytes; the limit is {cap}")
         return value
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _build(hint, value, path)
     if hint is str:
         if not isinstance(value, str):

@@ -23,10 +23,9 @@ Title = Annotated[str, Limit(min_len=1, max_len=500)]
 Body = Annotated[str, Limit(min_len=0, max_len=2000)]
 MinuteOfDay = Annotated[int, Limit(low=0, high=1439)]
 
-_record = dataclass(frozen=True, slots=True, kw_only=True)
 
 
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Event:
     """Fields every user event carries."""
 
@@ -40,7 +39,7 @@ class Event:
 # --- signals: oo.signals.<domain> -------------------------------------------
 
 
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TaskChanged(Event):
     """A task in the person's task list was created, changed, completed or removed."""
 
@@ -51,7 +50,7 @@ class TaskChanged(Event):
     priority: Annotated[int, Limit(low=1, high=4)] = 1
 
 
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HabitLogged(Event):
     """A habit was defined, done, skipped or removed."""
 
@@ -61,7 +60,7 @@ class HabitLogged(Event):
     usual_minute: MinuteOfDay | None = None  # usual local time of day, minutes after midnight
 
 
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CalendarChanged(Event):
     """A calendar event was scheduled, moved or cancelled."""
 
@@ -76,14 +75,14 @@ class CalendarChanged(Event):
             raise ValueError("ends_at is before starts_at")
 
 
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MoodLogged(Event):
     """The person logged how they feel, from -2 (low) to 2 (great)."""
 
     score: Annotated[int, Limit(low=-2, high=2)]
 
 
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ContextObserved(Event):
     """Device or page context: the app opened, a page shown or hidden, the device idle."""
 
@@ -91,7 +90,7 @@ class ContextObserved(Event):
     device: Annotated[str, Limit(min_len=1, max_len=64)] | None = None
 
 
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LifecycleChanged(Event):
     """The person's account changed: created, preferences changed, deletion requested."""
 
@@ -106,7 +105,7 @@ class LifecycleChanged(Event):
 # --- decisions, feedback, timers --------------------------------------------
 
 
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Tip:
     """The one thing oO says: a todo from the person's tasks or an advice."""
 
@@ -119,7 +118,7 @@ class Tip:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TipDecided(Event):
     """The engine decided to give `tip` at `moment`; `decision_id` is the idempotency key."""
 
@@ -134,7 +133,7 @@ class TipDecided(Event):
     expires_at: datetime | None = None
 
 
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FeedbackGiven(Event):
     """The person (or the absence of an answer) reacted to a tip."""
 
@@ -145,7 +144,7 @@ class FeedbackGiven(Event):
     snooze_until: datetime | None = None
 
 
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TimerScheduled(Event):
     """Set (or cancel) a durable timer that fires `purpose` for the user at `fire_at`."""
 
@@ -159,7 +158,7 @@ class TimerScheduled(Event):
 # --- dead letters ---------------------------------------------------------
 
 
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DeadLettered:
     """A message that failed validation, kept with the reason and its raw bytes.
 

@@ -16,7 +16,7 @@ COMMANDS = [[], ["infra"], ["infra", "up"], ["infra", "down"], ["infra", "status
 
 
 def oo(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "oo", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "oo", *args], capture_output=True, text=True, check=False,
                           env=env or oo_test_environ(), cwd=ROOT, timeout=120)
 
 
