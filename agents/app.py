@@ -6,7 +6,7 @@ from typing import Any
 
 import faust
 
-from agents import deadletters, features
+from agents import deadletters, engine
 from agents.counters import Counters
 from oo.health import readiness
 from oo.settings import Settings
@@ -36,7 +36,7 @@ def create_app(settings: Settings) -> faust.App:
     )
     counters = Counters()
     dead = deadletters.DeadLetterSink(app, counters)
-    features.register(app, settings, dead, counters)
+    engine.register(app, settings, dead, counters)
     _register_pages(app, settings, counters)
     return app
 

@@ -21,6 +21,8 @@ exits 2 (no traceback).
 | OO_CACHE_DIR | ~/.cache/oo | downloaded Kafka jars (reused between runs) |
 | OO_KAFKA_VERSION | 4.1.1 | Apache Kafka version the local broker runs |
 | OO_LOG_LEVEL | info | debug, info, warning or error |
+| OO_POLICY | random | the live policy that picks tips (see `domain.policies`) |
+| OO_SHADOW_POLICIES | (none) | comma-separated policies run beside the live one, logged, never sent |
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ VARIABLES = (
     "OO_ENV", "OO_KAFKA_BOOTSTRAP", "OO_DATABASE_URL", "OO_WEB_HOST", "OO_WEB_PORT",
     "OO_WORKER_WEB_PORT", "OO_TOPIC_PARTITIONS", "OO_TOPIC_REPLICATION", "OO_TABLE_STORE",
     "OO_APP_ID", "OO_STATE_DIR", "OO_CACHE_DIR", "OO_KAFKA_VERSION", "OO_LOG_LEVEL",
+    "OO_POLICY", "OO_SHADOW_POLICIES",
 )
 LOG_LEVELS = ("debug", "info", "warning", "error")
 TABLE_STORES = ("rocksdb://", "memory://")
@@ -73,6 +76,8 @@ class Settings:
     cache_dir: Path
     kafka_version: str
     log_level: str
+    policy: str
+    shadow_policies: tuple[str, ...]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -94,6 +99,8 @@ class Settings:
             cache_dir=reader.path("OO_CACHE_DIR", Path.home() / ".cache" / "oo"),
             kafka_version=reader.version("OO_KAFKA_VERSION", "4.1.1"),
             log_level=reader.choice("OO_LOG_LEVEL", "info", LOG_LEVELS),
+            policy=reader.policy("OO_POLICY", "random"),
+            shadow_policies=reader.policies("OO_SHADOW_POLICIES"),
         )
         if settings.web_port == settings.worker_web_port:
             raise SettingsError(
@@ -211,6 +218,26 @@ class _Reader:
         if int(pieces[0]) < 4:
             raise SettingsError(f"{name}={value!r}: oO runs Apache Kafka 4.x or newer (KRaft only)")
         return value
+
+    def policy(self, name: str, default: str) -> str:
+        value = self._raw(name) or default
+        from domain.policies import names  # the registry is the one list of policies
+
+        if value not in names():
+            raise SettingsError(f"{name}={value!r} is not a policy; known: {', '.join(names())}")
+        return value
+
+    def policies(self, name: str) -> tuple[str, ...]:
+        value = self._env.get(name, "").strip()
+        if not value:
+            return ()
+        from domain.policies import names
+
+        picked = tuple(p.strip() for p in value.split(",") if p.strip())
+        unknown = [p for p in picked if p not in names()]
+        if unknown:
+            raise SettingsError(f"{name} names unknown policies {unknown}; known: {', '.join(names())}")
+        return picked
 
     def bootstrap(self, name: str, default: str) -> tuple[HostPort, ...]:
         value = self._raw(name) or default

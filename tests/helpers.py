@@ -43,10 +43,7 @@ async def consume_until(
                                 auto_offset_reset="earliest")
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
+        partitions = await _partitions(consumer, topic, timeout)
         assignment = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(assignment)
         if from_end:
@@ -64,6 +61,18 @@ async def consume_until(
         return kept
     finally:
         await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str, timeout: float) -> set[int]:
+    """The topic's partitions; a topic the worker is still creating is waited for."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = set((await consumer._client.fetch_all_metadata()).partitions_for_topic(topic) or ())
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"topic {topic} does not exist")
+        await asyncio.sleep(0.3)
 
 
 def oo_process(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -115,3 +124,27 @@ def wait_http(url: str, status: int = 200, timeout: float = 90.0,
 
 def run(coro):
     return asyncio.run(coro)
+
+
+async def read_to_end(bootstrap: str, topic: str, keep: Callable[[object], bool] = lambda r: True,
+                      timeout: float = 30.0) -> list:
+    """Every kept record of `topic` up to its end offsets as of now."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        assignment = [TopicPartition(topic, p)
+                      for p in sorted(await _partitions(consumer, topic, timeout))]
+        consumer.assign(assignment)
+        await consumer.seek_to_beginning(*assignment)
+        ends = await consumer.end_offsets(assignment)
+        kept: list = []
+        deadline = time.monotonic() + timeout
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out reading {topic} to its end")
+            batch = await consumer.getmany(timeout_ms=500)
+            for tp, records in batch.items():
+                kept.extend(r for r in records if r.offset < ends[tp] and keep(r))
+        return kept
+    finally:
+        await consumer.stop()

@@ -146,9 +146,13 @@ class FeedbackGiven(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TimerScheduled(Event):
-    """Set (or cancel) a durable timer that fires `purpose` for the user at `fire_at`."""
+    """Set, cancel, or fire a durable timer for `purpose` of the user at `fire_at`.
 
-    action: Literal["set", "cancel"]
+    `fire` is sent by the worker that owns the user's partition when the timer
+    is due; the engine confirms it against the timers table (a repeat is a no-op).
+    """
+
+    action: Literal["set", "cancel", "fire"]
     timer_id: Id
     purpose: Literal["morning_start", "habit_window", "todo_due_soon", "tip_expired"]
     fire_at: datetime

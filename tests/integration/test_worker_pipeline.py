@@ -6,36 +6,15 @@ import base64
 import json
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import oo_test_environ
-from tests.helpers import consume_until, http_get, oo_process, produce, stop_process, wait_http
-from topics.admin import ensure_topics
+from tests.helpers import consume_until, http_get, produce
 from topics.catalog import DEADLETTER, SIGNALS
 from topics.codec import decode, encode
 from topics.records import ContextObserved, DeadLettered, MoodLogged
 
 pytestmark = pytest.mark.integration
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-
-@pytest.fixture
-async def worker(kafka, postgres, settings):
-    """A fresh `oo worker` (own consumer group and tables) with its web port."""
-    await ensure_topics(kafka, partitions=settings.topic_partitions,
-                        replication=settings.topic_replication, log=lambda _: None)
-    app_id = f"oo-test-{uuid.uuid4().hex[:8]}"
-    env = {**oo_test_environ(), "OO_APP_ID": app_id}
-    log = ARTIFACTS / f"worker-{app_id}.log"
-    process = oo_process(["worker"], env, log)
-    base = f"http://127.0.0.1:{settings.worker_web_port}"
-    try:
-        wait_http(f"{base}/ready", process=process, log=log)
-        yield {"app_id": app_id, "base": base, "process": process, "log": log}
-    finally:
-        stop_process(process)
 
 
 async def test_worker_folds_signals_and_dead_letters_bad_ones_while_consuming(kafka, worker):
@@ -72,7 +51,7 @@ async def test_worker_folds_signals_and_dead_letters_bad_ones_while_consuming(ka
     assert any(r.startswith("occurred_at: required field is missing")
                or "required field is missing" in r for r in reasons), reasons
 
-    changelog = f"{worker['app_id']}-features-changelog"
+    changelog = f"{worker.app_id}-features-changelog"
 
     def final_state(kept: list) -> bool:
         if not kept:
@@ -86,17 +65,17 @@ async def test_worker_folds_signals_and_dead_letters_bad_ones_while_consuming(ka
     ids = state["recent_event_ids"]
     assert set(ids) == {"m1", "m4", "c1"} and ids.index("m1") < ids.index("m4")  # per-user order
 
-    status, body = http_get(f"{worker['base']}/metrics")
+    status, body = http_get(f"{worker.base}/metrics")
     assert status == 200
     metrics = body.decode()
     assert f'oo_dead_letters_total{{topic="{SIGNALS["mood"].name}"}}' in metrics
     assert 'oo_signals_duplicate_total{domain="mood"}' in metrics
-    assert worker["process"].poll() is None
+    assert worker.process.poll() is None
 
 
 async def test_worker_health_and_ready(worker):
-    assert http_get(f"{worker['base']}/health")[0] == 200
-    status, body = http_get(f"{worker['base']}/ready")
+    assert http_get(f"{worker.base}/health")[0] == 200
+    status, body = http_get(f"{worker.base}/ready")
     assert status == 200
     checks = json.loads(body)["checks"]
     assert checks["kafka"]["ok"] and checks["postgres"]["ok"]

@@ -1,0 +1,275 @@
+"""The engine agent: signals and timers in, per-user state and tip decisions out.
+
+One agent per user partition reads the signal topics, `oo.timers` and
+`oo.feedback`, and does, for each event, in order: validate, fold into the
+`features` table, decide (`domain.decide`), plan timers
+(`domain.timers`), and write the tables once. Keeping the steps together keeps
+one person's events strictly ordered and their state consistent
+(docs/adr/0005-one-engine-agent.md). All decisions are pure functions; this
+module only reads and writes tables and topics.
+
+The engine's `now` is the later of the wall clock and the trigger's own time
+(a signal's `occurred_at`, a timer's `fire_at`): late events are judged late,
+and simulated events from the future are judged at their own time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import faust
+
+from agents.counters import Counters
+from agents.deadletters import DeadLetterSink
+from agents.schedule import TimerSchedule, decode_entry, encode_entry
+from domain.decide import Decision, decide
+from domain.features import UserFeatures, apply_decision, apply_feedback, fold
+from domain.moments import SignalTrigger, TimerFired, Trigger
+from domain.timers import TimerCommand, plan_timers, tip_expired_unanswered
+from oo.settings import Settings
+from topics.catalog import FEEDBACK, SIGNALS, TIMERS, TIPS_DECIDED
+from topics.codec import InvalidRecord, decode, encode
+from topics.records import FeedbackGiven, Tip, TimerScheduled, TipDecided
+from topics.validation import decode_event
+
+log = logging.getLogger(__name__)
+FEATURES_TABLE = "features"
+TIMERS_TABLE = "timers"
+SOURCE = "oo.engine"
+DOMAIN_BY_TOPIC = {spec.name: domain for domain, spec in SIGNALS.items()}
+
+
+def _raw(app: faust.App, name: str, partitions: int | None = None) -> Any:
+    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                     value_serializer="raw", partitions=partitions)
+
+
+class Engine:
+    """Holds the tables and output topics; `handle` processes one message."""
+
+    def __init__(self, app: faust.App, settings: Settings, dead: DeadLetterSink,
+                 counters: Counters) -> None:
+        partitions = settings.topic_partitions
+        # Raw bytes both ways: keys are the user_id as sent on the topics, values
+        # our own compact JSON, so nothing Faust-specific lands in changelogs.
+        self.features = app.Table(FEATURES_TABLE, default=None, partitions=partitions,
+                                  key_type=bytes, value_type=bytes)
+        self.timers = app.Table(TIMERS_TABLE, default=None, partitions=partitions,
+                                key_type=bytes, value_type=bytes)
+        self.decided = _raw(app, TIPS_DECIDED.name)
+        self.feedback = _raw(app, FEEDBACK.name)
+        self.timer_topic = _raw(app, TIMERS.name)
+        self.schedule = TimerSchedule()
+        self.policy = settings.policy
+        self.shadow = settings.shadow_policies
+        self.dead = dead
+        self.counters = counters
+
+    # --- one message ----------------------------------------------------
+
+    async def handle(self, message: faust.types.Message) -> None:
+        """Process one message of a signal topic or oo.timers; never raises for bad input."""
+        try:
+            if message.topic == FEEDBACK.name:
+                reaction = decode_event(FEEDBACK, message.key, message.value)
+                await self._on_feedback(message, cast(FeedbackGiven, reaction))
+            elif message.topic == TIMERS.name:
+                command = decode(TimerScheduled, message.value)
+                if message.key != command.user_id.encode():
+                    raise InvalidRecord("message key is not the record's user_id")
+                await self._on_timer(message, command)
+            else:
+                domain = DOMAIN_BY_TOPIC[message.topic]
+                record = decode_event(SIGNALS[domain], message.key, message.value)
+                await self._on_signal(message, record, domain)
+        except InvalidRecord as err:
+            await self.dead.put(message, err.reason)
+        except Exception as err:  # a bug must not kill the agent nor lose the event
+            log.exception("engine failed on %s[%s]@%s", message.topic, message.partition,
+                          message.offset)
+            self.counters.inc("oo_agent_errors_total", "agent", "engine")
+            await self.dead.put(message, f"processing failed: {type(err).__name__}: {err}")
+
+    async def _on_signal(self, message: Any, record: Any, domain: str) -> None:
+        key = message.key
+        before = self._load(key)
+        state, changed = fold(before, record, domain)
+        if not changed:
+            dropped = before is not None and before.deletion_requested
+            self.counters.inc("oo_signals_forgotten_total" if dropped
+                              else "oo_signals_duplicate_total", "domain", domain)
+            return
+        self.counters.inc("oo_signals_folded_total", "domain", domain)
+        if state.deletion_requested:
+            self._forget(key, state)
+            return
+        now = _later(record.occurred_at)
+        state = await self._decide(state, SignalTrigger(record, domain), now)
+        await self._plan(message, key, before, state, SignalTrigger(record, domain), now)
+        self._store(key, state)
+
+    async def _on_feedback(self, message: Any, record: FeedbackGiven) -> None:
+        """A reaction: clears the showing tip, moves fatigue, closes a done todo."""
+        key = message.key
+        before = self._load(key)
+        if before is None:
+            return
+        now = _later(record.occurred_at)
+        state, changed = apply_feedback(before, record.decision_id, record.reaction,
+                                        record.occurred_at, tip_id=record.tip_id)
+        self.counters.inc("oo_feedback_total" if changed else "oo_feedback_duplicate_total",
+                          "reaction", record.reaction)
+        if changed:
+            await self._plan(message, key, before, state, None, now)
+            self._store(key, state)
+
+    async def _on_timer(self, message: Any, command: TimerScheduled) -> None:
+        key = message.key
+        partition, timers = decode_entry(self.timers.get(key))
+        if command.action in ("set", "cancel"):
+            self._apply_commands(message, key, [TimerCommand(
+                command.action, command.timer_id, command.purpose, command.fire_at, command.ref)])
+            return
+        stored = timers.get(command.timer_id)
+        if stored is None or abs(float(stored[1]) - command.fire_at.timestamp()) > 1e-3:
+            self.counters.inc("oo_timers_stale_total", "purpose", command.purpose)
+            return  # already fired, moved or cancelled: a duplicate firing is a no-op
+        del timers[command.timer_id]
+        self.timers[key] = encode_entry(message.partition, timers)
+        self.counters.inc("oo_timers_fired_total", "purpose", command.purpose)
+        before = self._load(key)
+        if before is None:
+            return
+        trigger = TimerFired(command.timer_id, command.purpose, command.fire_at, command.ref)
+        now = _later(command.fire_at)
+        if command.purpose == "tip_expired":
+            state = before
+            if tip_expired_unanswered(before, command.ref):
+                state, _ = apply_feedback(before, command.ref or "", "ignored", now)
+                await self._ignored(before, command, now)
+        else:
+            state = await self._decide(before, trigger, now)
+        await self._plan(message, key, before, state, trigger, now)
+        self._store(key, state)
+
+    # --- steps ----------------------------------------------------------
+
+    async def _decide(self, state: UserFeatures, trigger: Trigger, now: datetime) -> UserFeatures:
+        result = decide(state, trigger, now, policy=self.policy, shadow_policies=self.shadow)
+        if not isinstance(result, Decision):
+            self.counters.inc("oo_skips_total", "why", result.guard or result.stage)
+            log.debug("%s %s", state.user_id, result)
+            return state
+        record = TipDecided(
+            event_id=result.decision_id, user_id=state.user_id, occurred_at=now, source=SOURCE,
+            decision_id=result.decision_id, triggered_by=result.triggered_by,
+            moment=result.moment, policy=result.policy, propensity=result.propensity,
+            reason=result.reason, tip=Tip(**result.tip.to_dict()),
+            context_snapshot=dict(result.context_snapshot), expires_at=result.expires_at,
+        )
+        await self.decided.send(key=state.user_id.encode(), value=encode(record))
+        self.counters.inc("oo_decisions_total", "moment", result.moment)
+        log.info("decided %s for %s: %s", result.decision_id, state.user_id, result.reason)
+        state, _ = apply_decision(state, result.decision_id, result.tip.id, result.tip.kind, now,
+                                  result.expires_at)
+        return state
+
+    async def _ignored(self, state: UserFeatures, command: TimerScheduled, now: datetime) -> None:
+        showing = state.showing
+        record = FeedbackGiven(
+            event_id=f"ignored-{command.ref}", user_id=state.user_id, occurred_at=now,
+            source=SOURCE, decision_id=command.ref or "", tip_id=showing.tip_id if showing else "?",
+            reaction="ignored",
+        )
+        await self.feedback.send(key=state.user_id.encode(), value=encode(record))
+
+    async def _plan(self, message: Any, key: bytes, before: UserFeatures | None,
+                    after: UserFeatures, trigger: Trigger | None, now: datetime) -> None:
+        commands = plan_timers(before, after, trigger, now)
+        if commands:
+            self._apply_commands(message, key, commands)
+
+    def _apply_commands(self, message: Any, key: bytes, commands: list[TimerCommand]) -> None:
+        _, timers = decode_entry(self.timers.get(key))
+        for command in commands:
+            if command.action == "set":
+                timers[command.timer_id] = [command.purpose, command.fire_at.timestamp(),
+                                            command.ref]
+            else:
+                timers.pop(command.timer_id, None)
+        if timers:
+            self.timers[key] = encode_entry(message.partition, timers)
+        elif key in self.timers:
+            del self.timers[key]
+        self.schedule.replace_user(key, message.partition, timers)
+
+    def _forget(self, key: bytes, marker: UserFeatures) -> None:
+        """Deletion requested: tombstone the timers, keep only the bare deletion marker.
+
+        The marker (no data but the flag) makes late signals from other topics
+        drop instead of re-creating the person (docs/adr/0005-one-engine-agent.md).
+        """
+        if key in self.timers:
+            del self.timers[key]
+        self.schedule.drop_user(key)
+        self._store(key, marker)
+        self.counters.inc("oo_users_forgotten_total")
+
+    def _load(self, key: bytes) -> UserFeatures | None:
+        stored = self.features.get(key)
+        return UserFeatures.from_dict(json.loads(stored)) if stored else None
+
+    def _store(self, key: bytes, state: UserFeatures) -> None:
+        self.features[key] = json.dumps(state.to_dict(), separators=(",", ":")).encode()
+
+    # --- the firing loop ------------------------------------------------
+
+    async def fire_due(self, app: faust.App) -> None:
+        """Send a `fire` command for every due timer of the partitions this worker owns."""
+        recovery = getattr(app.tables, "recovery", None)
+        if recovery is None or not recovery.completed.is_set() or getattr(app, "rebalancing", False):
+            return
+        owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == TIMERS.name}
+        if owned != self.schedule.partitions:
+            self.schedule.rebuild(self.timers.items(), owned)
+            log.info("timer schedule rebuilt: %d timers on partitions %s", len(self.schedule),
+                     sorted(owned))
+        for due in self.schedule.pop_due(time.time()):
+            record = TimerScheduled(
+                event_id=f"fire-{due.timer_id}-{int(due.fire_at)}",
+                user_id=due.user_key.decode(), occurred_at=datetime.now(UTC), source=SOURCE,
+                action="fire", timer_id=due.timer_id, purpose=due.purpose,  # type: ignore[arg-type]
+                fire_at=datetime.fromtimestamp(due.fire_at, UTC), ref=due.ref,
+            )
+            await self.timer_topic.send(key=due.user_key, value=encode(record))
+
+
+def _later(when: datetime) -> datetime:
+    """The engine's now: the wall clock, or the trigger's own time if that is later."""
+    wall = datetime.now(UTC)
+    return when if when > wall else wall
+
+
+def register(app: faust.App, settings: Settings, dead: DeadLetterSink, counters: Counters) -> Engine:
+    """Declare the engine's topics, tables, agent and timer loop on `app`."""
+    engine = Engine(app, settings, dead, counters)
+    source = app.topic(
+        *(spec.name for spec in SIGNALS.values()), TIMERS.name, FEEDBACK.name,
+        key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+        partitions=settings.topic_partitions,
+    )
+
+    @app.agent(source, name="oo.agents.engine")
+    async def engine_agent(stream: faust.StreamT[Any]) -> None:
+        async for event in stream.events():
+            await engine.handle(event.message)
+
+    @app.timer(interval=1.0)
+    async def fire_timers() -> None:
+        await engine.fire_due(app)
+
+    return engine

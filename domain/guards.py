@@ -1,0 +1,108 @@
+"""Guards: the reasons not to speak now, each a named pure check.
+
+A guard takes the person's features and an instant (`at`, epoch seconds) and
+says whether a tip may be given, with a short reason either way, so a skipped
+moment can always be explained ("quiet hours: 23:10 local ...").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from domain.clock import hhmm, in_daily_window, minute_of_day
+from domain.features import UserFeatures
+
+MIN_SPACING_S = 90 * 60
+# Two dismissals in a row, or a dismissal and an ignored tip, are enough for today;
+# with a 12 h half-life the person is left alone for roughly half a day.
+FATIGUE_LIMIT = 1.5
+
+
+@dataclass(frozen=True, slots=True)
+class GuardResult:
+    """The verdict of one guard: its name, whether the tip may go, and why."""
+
+    name: str
+    passed: bool
+    reason: str
+
+
+Guard = Callable[[UserFeatures, float], GuardResult]
+
+
+def deletion(features: UserFeatures, at: float) -> GuardResult:
+    """Blocks everything once the person asked for their data to be deleted."""
+    if features.deletion_requested:
+        return GuardResult("deletion", False, "the person asked for deletion")
+    return GuardResult("deletion", True, "no deletion requested")
+
+
+def quiet_hours(features: UserFeatures, at: float) -> GuardResult:
+    """Blocks inside the person's quiet hours, read on their local wall clock (DST-safe)."""
+    p = features.prefs
+    wall = features.local_time(at)
+    window = f"{hhmm(p.quiet_start_minute)}-{hhmm(p.quiet_end_minute)}"
+    now = f"{wall:%H:%M} local ({p.time_zone})"
+    if in_daily_window(minute_of_day(wall), p.quiet_start_minute, p.quiet_end_minute):
+        return GuardResult("quiet_hours", False, f"{now} is within quiet hours {window}")
+    return GuardResult("quiet_hours", True, f"{now} is outside quiet hours {window}")
+
+
+def daily_budget(features: UserFeatures, at: float) -> GuardResult:
+    """Blocks once the person's daily budget of tips is spent (the day is their local day)."""
+    given, budget = features.tips_on_day_of(at), features.prefs.daily_budget
+    if given >= budget:
+        return GuardResult("daily_budget", False, f"{given} of {budget} tips given today")
+    return GuardResult("daily_budget", True, f"{given} of {budget} tips given today")
+
+
+def spacing(features: UserFeatures, at: float) -> GuardResult:
+    """Blocks within MIN_SPACING_S of the last tip (or before it, for a late trigger)."""
+    last = features.last_tip_at
+    if last is None:
+        return GuardResult("spacing", True, "no tip given yet")
+    elapsed_min = int((at - last) // 60)
+    if at - last < MIN_SPACING_S:
+        return GuardResult("spacing", False,
+                           f"last tip {elapsed_min} min ago, under {MIN_SPACING_S // 60} min")
+    return GuardResult("spacing", True, f"last tip {elapsed_min} min ago")
+
+
+def fatigue(features: UserFeatures, at: float) -> GuardResult:
+    """Blocks while fatigue (raised by dismissals and ignored tips, decaying) is at the limit."""
+    level = features.fatigue_level(at)
+    if level >= FATIGUE_LIMIT:
+        return GuardResult("fatigue", False, f"fatigue {level:.2f} at or over {FATIGUE_LIMIT}")
+    return GuardResult("fatigue", True, f"fatigue {level:.2f} under {FATIGUE_LIMIT}")
+
+
+def busy(features: UserFeatures, at: float) -> GuardResult:
+    """Blocks during a busy calendar event."""
+    event = features.current_event(at)
+    if event is not None:
+        left_min = int((event.ends_at - at) // 60)
+        return GuardResult("busy", False, f"in a busy calendar event for {left_min} more min")
+    return GuardResult("busy", True, "no busy calendar event now")
+
+
+def tip_showing(features: UserFeatures, at: float) -> GuardResult:
+    """Blocks while the previous tip is still on screen, unanswered and not expired."""
+    showing = features.showing_at(at)
+    if showing is not None:
+        return GuardResult("tip_showing", False,
+                           f"tip {showing.tip_id} is still showing, unanswered")
+    return GuardResult("tip_showing", True, "no unanswered tip showing")
+
+
+# Order matters only for which failure is reported first: the most absolute first.
+GUARDS: tuple[Guard, ...] = (deletion, quiet_hours, daily_budget, spacing, fatigue, busy,
+                             tip_showing)
+GUARD_NAMES = ("deletion", "quiet_hours", "daily_budget", "spacing", "fatigue", "busy",
+               "tip_showing")
+
+
+def check_all(features: UserFeatures, at: float,
+              guards: tuple[Guard, ...] = GUARDS) -> tuple[GuardResult, ...]:
+    """Every guard's verdict at `at`, in order (all of them, not only up to the first failure)."""
+    return tuple(guard(features, at) for guard in guards)

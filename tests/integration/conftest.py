@@ -1,0 +1,56 @@
+"""Integration fixtures: a real `oo worker` process on the real broker."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import oo_test_environ
+from tests.helpers import oo_process, stop_process, wait_http
+from topics.admin import ensure_topics
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+class Worker:
+    """`oo worker` with its own app id (consumer group and tables); restartable."""
+
+    def __init__(self, settings, app_id: str) -> None:
+        self.settings = settings
+        self.app_id = app_id
+        self.base = f"http://127.0.0.1:{settings.worker_web_port}"
+        self.process = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        self.log = ARTIFACTS / f"worker-{self.app_id}-{self.starts}.log"
+        env = {**oo_test_environ(), "OO_APP_ID": self.app_id}
+        self.process = oo_process(["worker"], env, self.log)
+        wait_http(f"{self.base}/ready", process=self.process, log=self.log)
+
+    def stop(self) -> int:
+        return stop_process(self.process) if self.process else 0
+
+    def metric(self, name: str) -> int:
+        """Sum of a counter over all its labels, read from /metrics."""
+        from tests.helpers import http_get
+
+        status, body = http_get(f"{self.base}/metrics")
+        assert status == 200
+        return sum(int(line.rsplit(" ", 1)[1]) for line in body.decode().splitlines()
+                   if line.startswith(name))
+
+
+@pytest.fixture
+async def worker(kafka, postgres, settings):
+    await ensure_topics(kafka, partitions=settings.topic_partitions,
+                        replication=settings.topic_replication, log=lambda _: None)
+    running = Worker(settings, f"oo-test-{uuid.uuid4().hex[:8]}")
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()

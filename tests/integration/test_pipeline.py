@@ -1,0 +1,158 @@
+"""The tip pipeline on the real broker: simulated days, durable timers, duplicates."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from domain.clock import in_daily_window
+from domain.features import UserFeatures
+from domain.features import forgotten as forgotten_state
+from domain.guards import MIN_SPACING_S
+from oo.simulator import run_simulation, simulate_people
+from tests.helpers import consume_until, produce, read_to_end
+from topics.catalog import SIGNALS, TIPS_DECIDED
+from topics.codec import decode, encode
+from topics.records import ContextObserved, LifecycleChanged, TaskChanged, TipDecided
+
+pytestmark = pytest.mark.integration
+USERS, DAYS, SEED = 6, 1, 11
+
+
+def quiet(time_zone: str, start: int, end: int, at: datetime) -> bool:
+    wall = at.astimezone(ZoneInfo(time_zone))
+    return in_daily_window(wall.hour * 60 + wall.minute, start, end)
+
+
+async def wait_for(check, timeout: float = 90.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.5)
+
+
+async def decisions_for(kafka: str, keys: set[bytes], settle: float = 3.0) -> list[TipDecided]:
+    """Every decision for `keys` on oo.tips.decided, once no new one arrived for `settle` s."""
+    seen: list = []
+    last_change = [time.monotonic(), 0]
+
+    def stable(kept: list) -> bool:
+        if len(kept) != last_change[1]:
+            last_change[:] = [time.monotonic(), len(kept)]
+        return time.monotonic() - last_change[0] > settle
+
+    seen = await consume_until(kafka, TIPS_DECIDED.name, stable, keep=lambda r: r.key in keys,
+                               timeout=60)
+    return [decode(TipDecided, r.value) for r in seen]
+
+
+async def test_a_simulated_day_gives_tips_only_at_legal_moments_and_ignores_duplicates(
+        kafka, worker):
+    prefix = f"day-{uuid.uuid4().hex[:6]}"
+    start = datetime.now(UTC).replace(second=0, microsecond=0)
+    events = list(simulate_people(USERS, start, DAYS, SEED, prefix))
+    prefs = {r.user_id: r for _, r in events if isinstance(r, LifecycleChanged)}
+    keys = {u.encode() for u in prefs}
+    folded_before = worker.metric("oo_signals_folded_total")
+
+    sent = await run_simulation(kafka, users=USERS, days=DAYS, speed=0, start=start, seed=SEED,
+                                prefix=prefix, log=lambda _: None)
+    assert sent == len(events)
+    await wait_for(lambda: worker.metric("oo_signals_folded_total") - folded_before >= sent,
+                   what="every simulated signal to be folded")
+    decided = await decisions_for(kafka, keys)
+
+    assert decided, "a simulated day with app opens and todos gave no tip at all"
+    assert len({d.decision_id for d in decided}) == len(decided)
+    by_user_day: dict[tuple[str, str], list[TipDecided]] = defaultdict(list)
+    for decision in decided:
+        p = prefs[decision.user_id]
+        assert not quiet(p.time_zone, p.quiet_start_minute, p.quiet_end_minute,
+                         decision.occurred_at), f"tip in quiet hours: {decision.reason}"
+        day = decision.occurred_at.astimezone(ZoneInfo(p.time_zone)).date().isoformat()
+        by_user_day[(decision.user_id, day)].append(decision)
+        assert decision.context_snapshot["moment"] == decision.moment
+        assert "quiet_hours" in decision.context_snapshot["guards_passed"]
+    for (user, _), tips in by_user_day.items():
+        assert len(tips) <= prefs[user].daily_budget, "over the daily budget"
+        times = sorted(t.occurred_at for t in tips)
+        gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
+        assert all(gap >= MIN_SPACING_S for gap in gaps), f"tips closer than the spacing: {gaps}"
+
+    # The same simulation again is a redelivery: every event a duplicate, no new tip.
+    duplicates_before = worker.metric("oo_signals_duplicate_total")
+    await run_simulation(kafka, users=USERS, days=DAYS, speed=0, start=start, seed=SEED,
+                         prefix=prefix, log=lambda _: None)
+    await wait_for(lambda: worker.metric("oo_signals_duplicate_total") - duplicates_before >= sent,
+                   what="the replay to be seen as duplicates")
+    again = await decisions_for(kafka, keys)
+    assert sorted(d.decision_id for d in again) == sorted(d.decision_id for d in decided)
+
+
+async def test_a_durable_timer_fires_after_the_worker_restarts(kafka, worker):
+    user = str(uuid.uuid4())
+    key = user.encode()
+    now = datetime.now(UTC)
+    minute = now.hour * 60 + now.minute
+    # Quiet hours well away from now, so the timer's moment is legal.
+    lifecycle = LifecycleChanged(
+        event_id=f"{user}-1", user_id=user, occurred_at=now, source="test",
+        change="user_created", time_zone="UTC", quiet_start_minute=(minute + 600) % 1440,
+        quiet_end_minute=(minute + 660) % 1440, daily_budget=3)
+    due = now + timedelta(minutes=30, seconds=25)  # due-soon timer fires 30 min before: in ~25 s
+    task = TaskChanged(event_id=f"{user}-2", user_id=user, occurred_at=now, source="test",
+                       change="created", task_id="t-1", title="Send the report", due_at=due,
+                       priority=4)
+    await produce(kafka, SIGNALS["lifecycle"].name, [(key, encode(lifecycle))])
+    await produce(kafka, SIGNALS["tasks"].name, [(key, encode(task))])
+
+    changelog = f"{worker.app_id}-timers-changelog"
+    entries = await consume_until(kafka, changelog, bool, keep=lambda r: r.key == key)
+    timers = json.loads(entries[-1].value)["t"]
+    assert any(purpose == "todo_due_soon" for purpose, _, _ in timers.values())
+
+    worker.stop()          # the timer is due while no worker runs
+    worker.start()         # a new process recovers the timers table from its changelog
+
+    found = await consume_until(
+        kafka, TIPS_DECIDED.name, bool, timeout=90,
+        keep=lambda r: r.key == key and decode(TipDecided, r.value).moment == "todo_due_soon")
+    decision = decode(TipDecided, found[0].value)
+    assert decision.context_snapshot["moment_ref"] == "t-1"  # the moment is about our task
+    assert decision.triggered_by.startswith("timer:todo_due_soon:")
+    assert decision.occurred_at >= due - timedelta(minutes=30, seconds=1)
+    assert worker.metric("oo_timers_fired_total") >= 1
+
+
+async def test_deletion_leaves_nothing_but_a_marker_and_late_signals_are_dropped(kafka, worker):
+    user = str(uuid.uuid4())
+    key = user.encode()
+    now = datetime.now(UTC)
+    opened = ContextObserved(event_id=f"{user}-1", user_id=user, occurred_at=now, source="test",
+                             kind="app_opened")
+    gone = LifecycleChanged(event_id=f"{user}-2", user_id=user, occurred_at=now, source="test",
+                            change="deletion_requested")
+    await produce(kafka, SIGNALS["context"].name, [(key, encode(opened))])
+    await produce(kafka, SIGNALS["lifecycle"].name, [(key, encode(gone))])
+    def forgotten(kept: list) -> bool:
+        return bool(kept) and json.loads(kept[-1].value)["deletion_requested"]
+
+    features = await consume_until(kafka, f"{worker.app_id}-features-changelog", forgotten,
+                                   keep=lambda r: r.key == key)
+    # Whatever order the two topics were read in, only the bare marker remains.
+    assert UserFeatures.from_dict(json.loads(features[-1].value)) == forgotten_state(user)
+    await produce(kafka, SIGNALS["context"].name, [(key, encode(ContextObserved(
+        event_id=f"{user}-3", user_id=user, occurred_at=now, source="test", kind="app_opened")))])
+    await wait_for(lambda: worker.metric("oo_signals_forgotten_total") >= 1,
+                   what="the late signal to be dropped")
+    # Timers were set only if the app opening was read first; either way none is left.
+    timers = await read_to_end(kafka, f"{worker.app_id}-timers-changelog",
+                               keep=lambda r: r.key == key)
+    assert not timers or timers[-1].value is None, "the timers table still holds the person"
