@@ -16,6 +16,9 @@ test: bootstrap  ## the whole test suite (starts Kafka and PostgreSQL itself)
 unit: bootstrap  ## only the fast unit tests
 	@.venv/bin/python -m pytest -m unit $(PYTEST_ARGS)
 
+bench: bootstrap  ## benchmarks against the real local broker (see docs/benchmarks.md)
+	@.venv/bin/python -m bench $(BENCH_ARGS)
+
 lint: bootstrap  ## ruff and mypy
 	@.venv/bin/ruff check . && .venv/bin/mypy oo topics agents web domain
 

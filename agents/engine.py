@@ -108,7 +108,8 @@ class Engine:
             self._forget(key, state)
             return
         now = _later(record.occurred_at)
-        state = await self._decide(state, SignalTrigger(record, domain), now)
+        state = await self._decide(state, SignalTrigger(record, domain), now,
+                                   propagated(message.headers))
         await self._plan(message, key, before, state, SignalTrigger(record, domain), now)
         self._store(key, state)
 
@@ -152,13 +153,14 @@ class Engine:
                 state, _ = apply_feedback(before, command.ref or "", "ignored", now)
                 await self._ignored(before, command, now)
         else:
-            state = await self._decide(before, trigger, now)
+            state = await self._decide(before, trigger, now, propagated(message.headers))
         await self._plan(message, key, before, state, trigger, now)
         self._store(key, state)
 
     # --- steps ----------------------------------------------------------
 
-    async def _decide(self, state: UserFeatures, trigger: Trigger, now: datetime) -> UserFeatures:
+    async def _decide(self, state: UserFeatures, trigger: Trigger, now: datetime,
+                      headers: list[tuple[str, bytes]]) -> UserFeatures:
         result = decide(state, trigger, now, policy=self.policy, shadow_policies=self.shadow)
         if not isinstance(result, Decision):
             self.counters.inc("oo_skips_total", "why", result.guard or result.stage)
@@ -171,7 +173,8 @@ class Engine:
             reason=result.reason, tip=Tip(**result.tip.to_dict()),
             context_snapshot=dict(result.context_snapshot), expires_at=result.expires_at,
         )
-        await self.decided.send(key=state.user_id.encode(), value=encode(record))
+        await self.decided.send(key=state.user_id.encode(), value=encode(record),
+                                headers=headers or None)
         self.counters.inc("oo_decisions_total", "moment", result.moment)
         log.info("decided %s for %s: %s", result.decision_id, state.user_id, result.reason)
         state, _ = apply_decision(state, result.decision_id, result.tip.id, result.tip.kind, now,
@@ -246,6 +249,18 @@ class Engine:
                 fire_at=datetime.fromtimestamp(due.fire_at, UTC), ref=due.ref,
             )
             await self.timer_topic.send(key=due.user_key, value=encode(record))
+
+
+def propagated(headers: Any) -> list[tuple[str, bytes]]:
+    """Headers a decision inherits from its trigger: the W3C `traceparent` and `oo-*` ones.
+
+    Lets a trace (and the benchmark's send timestamp) follow a signal to its decision.
+    """
+    if not headers:
+        return []
+    items = headers.items() if isinstance(headers, dict) else headers
+    return [(str(k), bytes(v)) for k, v in items
+            if v is not None and (k == "traceparent" or str(k).startswith("oo-"))][:8]
 
 
 def _later(when: datetime) -> datetime:
