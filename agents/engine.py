@@ -15,7 +15,6 @@ and simulated events from the future are judged at their own time.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ import faust
 
 from agents.counters import Counters
 from agents.deadletters import DeadLetterSink
+from agents.state import dump_state, load_state
 from agents.schedule import TimerSchedule, decode_entry, encode_entry
 from domain.decide import Decision, decide
 from domain.features import UserFeatures, apply_decision, apply_feedback, fold
@@ -223,11 +223,10 @@ class Engine:
         self.counters.inc("oo_users_forgotten_total")
 
     def _load(self, key: bytes) -> UserFeatures | None:
-        stored = self.features.get(key)
-        return UserFeatures.from_dict(json.loads(stored)) if stored else None
+        return load_state(self.features.get(key))
 
     def _store(self, key: bytes, state: UserFeatures) -> None:
-        self.features[key] = json.dumps(state.to_dict(), separators=(",", ":")).encode()
+        self.features[key] = dump_state(state)
 
     # --- the firing loop ------------------------------------------------
 

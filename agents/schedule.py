@@ -10,10 +10,11 @@ cancels timers, and popped by the firing loop. No periodic scan of all users.
 from __future__ import annotations
 
 import heapq
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,13 +31,13 @@ class Due:
 
 def encode_entry(partition: int, timers: dict[str, list[Any]]) -> bytes:
     """The table value: the partition and {timer_id: [purpose, fire_at, ref]}."""
-    return json.dumps({"p": partition, "t": timers}, separators=(",", ":")).encode()
+    return orjson.dumps({"p": partition, "t": timers})
 
 
 def decode_entry(value: bytes | None) -> tuple[int, dict[str, list[Any]]]:
     if not value:
         return -1, {}
-    data = json.loads(value)
+    data = orjson.loads(value)
     return int(data["p"]), dict(data["t"])
 
 

@@ -103,6 +103,8 @@ def _parser() -> argparse.ArgumentParser:
                          "the URL, and stop all of it on Ctrl-C.")
     dev.add_argument("--keep-infra", action="store_true",
                      help="leave Kafka and PostgreSQL running after Ctrl-C")
+    dev.add_argument("--no-demo", action="store_true",
+                     help="don't simulate the demo person's week (signals at 60x speed)")
     dev.set_defaults(run=_dev)
 
     simulate = sub.add_parser("simulate", help="send realistic signals for synthetic people",
@@ -117,6 +119,8 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--start", type=_utc_time, default=None,
                           help="simulated start, ISO 8601 with offset (default: now)")
     simulate.add_argument("--prefix", default="sim", help="user id namespace (default sim)")
+    simulate.add_argument("--time-zone", type=_zone, default=None,
+                          help="put everyone in this IANA zone (default: a mix of zones)")
     simulate.set_defaults(run=_simulate)
 
     settings = sub.add_parser("settings", help="print the effective settings",
@@ -237,7 +241,7 @@ def _web(settings: Settings, args: argparse.Namespace) -> int:
 def _dev(settings: Settings, args: argparse.Namespace) -> int:
     from oo.dev import run_dev
 
-    return run_dev(settings, keep_infra=args.keep_infra, log=_say)
+    return run_dev(settings, keep_infra=args.keep_infra, demo=not args.no_demo, log=_say)
 
 
 def _positive(text: str) -> int:
@@ -260,6 +264,16 @@ def _utc_time(text: str) -> datetime:
     return value.astimezone(UTC)
 
 
+def _zone(text: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IANA time zone") from None
+    return text
+
+
 def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     from oo.simulator import run_simulation
 
@@ -269,7 +283,7 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     start = args.start or datetime.now(UTC).replace(second=0, microsecond=0)
     asyncio.run(run_simulation(settings.kafka_bootstrap_servers, users=args.users, days=args.days,
                                speed=args.speed, start=start, seed=args.seed, prefix=args.prefix,
-                               log=_say))
+                               time_zone=args.time_zone, log=_say))
     return 0
 
 

@@ -25,17 +25,22 @@ Log = Callable[[str], None]
 READY_TIMEOUT = 120.0
 
 
+DEMO = ["simulate", "--users", "1", "--days", "7", "--speed", "60", "--prefix", "demo",
+        "--seed", "7"]
+
+
 @dataclass
 class Child:
     name: str
     process: subprocess.Popen[bytes]
+    may_finish: bool = False  # a child whose clean exit is normal (the demo simulation)
 
 
 class _Stop(Exception):
     """Raised from the signal handler to leave the wait loop."""
 
 
-def run_dev(settings: Settings, *, keep_infra: bool, log: Log) -> int:
+def run_dev(settings: Settings, *, keep_infra: bool, demo: bool, log: Log) -> int:
     """Run the whole stack until Ctrl-C or SIGTERM; return the exit status."""
     from oo.cli import infra_up
     from oo.infra.kafka import LocalKafka
@@ -56,6 +61,11 @@ def run_dev(settings: Settings, *, keep_infra: bool, log: Log) -> int:
         _wait_ready(settings, children, log)
         log(f"ready: open {settings.web_url}  (worker health on "
             f"http://127.0.0.1:{settings.worker_web_port}/ready) — Ctrl-C stops everything")
+        if demo:
+            children.append(_spawn("demo", log, [*DEMO, "--time-zone", _local_zone()],
+                                   may_finish=True))
+            log("demo: a simulated person's week at 60x speed; decisions appear as "
+                "'decided … for …' lines")
         status = _watch(children, log)
     except _Stop:
         log("stopping…")
@@ -77,12 +87,24 @@ def run_dev(settings: Settings, *, keep_infra: bool, log: Log) -> int:
     return status
 
 
-def _spawn(command: str, log: Log) -> Child:
+def _spawn(name: str, log: Log, args: list[str] | None = None, may_finish: bool = False) -> Child:
     process = subprocess.Popen(
-        [sys.executable, "-m", "oo", command], start_new_session=True, env=os.environ.copy()
+        [sys.executable, "-m", "oo", *(args or [name])], start_new_session=True,
+        env=os.environ.copy(),
     )
-    log(f"{command} started (pid {process.pid})")
-    return Child(command, process)
+    log(f"{name} started (pid {process.pid})")
+    return Child(name, process, may_finish)
+
+
+def _local_zone() -> str:
+    """This machine's IANA zone (from TZ or /etc/localtime), else UTC."""
+    zone = os.environ.get("TZ", "").lstrip(":")
+    if not zone:
+        try:
+            zone = os.path.realpath("/etc/localtime").split("/zoneinfo/", 1)[1]
+        except (IndexError, OSError):
+            zone = "UTC"
+    return zone or "UTC"
 
 
 def _wait_ready(settings: Settings, children: list[Child], log: Log) -> None:
@@ -111,12 +133,18 @@ def _ready(url: str) -> bool:
 
 
 def _watch(children: list[Child], log: Log) -> int:
+    watched = list(children)
     while True:
-        for child in children:
+        for child in list(watched):
             code = child.process.poll()
-            if code is not None:
-                log(f"{child.name} exited unexpectedly with status {code}; stopping the rest")
-                return 1
+            if code is None:
+                continue
+            if child.may_finish and code == 0:
+                log(f"{child.name} finished")
+                watched.remove(child)
+                continue
+            log(f"{child.name} exited unexpectedly with status {code}; stopping the rest")
+            return 1
         time.sleep(0.5)
 
 

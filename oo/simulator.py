@@ -58,11 +58,13 @@ class Person:
     app_opens: int
 
     @classmethod
-    def generate(cls, index: int, rng: random.Random, prefix: str = "sim") -> Person:
+    def generate(cls, index: int, rng: random.Random, prefix: str = "sim",
+                 time_zone: str | None = None) -> Person:
         picked = rng.sample(HABITS, k=rng.randint(1, 3))
+        zone = rng.choice(TIME_ZONES)  # drawn even when overridden, so seeds stay comparable
         return cls(
             user_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"oo:{prefix}:{index}")),
-            zone=ZoneInfo(rng.choice(TIME_ZONES)),
+            zone=ZoneInfo(time_zone or zone),
             wake_minute=rng.randint(6 * 60, 8 * 60 + 30),
             sleep_minute=rng.randint(22 * 60, 23 * 60 + 30),
             works=rng.random() < 0.8,
@@ -73,10 +75,13 @@ class Person:
 
 
 def simulate_people(n: int, start: datetime, days: int, seed: int = 1,
-                    prefix: str = "sim") -> Iterator[tuple[str, Event]]:
-    """All people's events from `start` for `days` days, merged in event-time order."""
+                    prefix: str = "sim", time_zone: str | None = None) -> Iterator[tuple[str, Event]]:
+    """All people's events from `start` for `days` days, merged in event-time order.
+
+    `time_zone` puts everyone in one zone (the demo person lives where you are).
+    """
     rng = random.Random(seed)
-    people = [Person.generate(i, rng, prefix) for i in range(n)]
+    people = [Person.generate(i, rng, prefix, time_zone) for i in range(n)]
     streams = [_person_events(p, start, days, seed) for p in people]
     merged = heapq.merge(*streams, key=lambda pair: (pair[1].occurred_at, pair[1].event_id))
     yield from merged
@@ -163,6 +168,7 @@ async def run_simulation(
     start: datetime,
     seed: int = 1,
     prefix: str = "sim",
+    time_zone: str | None = None,
     log: Callable[[str], None] = print,
 ) -> int:
     """Produce the simulated signals to Kafka, keyed by user; return how many were sent.
@@ -178,7 +184,7 @@ async def run_simulation(
     last_report = wall0
     try:
         pending: list[asyncio.Future[Any]] = []
-        for topic, record in simulate_people(users, start, days, seed, prefix):
+        for topic, record in simulate_people(users, start, days, seed, prefix, time_zone):
             if speed > 0:
                 due = wall0 + (record.occurred_at - start).total_seconds() / speed
                 delay = due - time_module.monotonic()

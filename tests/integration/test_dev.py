@@ -39,13 +39,16 @@ def test_dev_runs_the_stack_and_ctrl_c_stops_all_of_it():
             assert process.poll() is None, log.read_text(errors="replace")[-3000:]
             assert time.monotonic() < deadline, "oo dev never printed the URL"
             time.sleep(0.5)
+        while "demo started" not in log.read_text(errors="replace"):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
         output = log.read_text(errors="replace")
         assert "ready: open http://127.0.0.1:28180/" in output
         status, _ = http_get("http://127.0.0.1:28180/ready")
         assert status == 200
         assert http_get("http://127.0.0.1:26166/ready")[0] == 200
         pids = [int(p) for p in re.findall(r"started \(pid (\d+)\)", output)]
-        assert len(pids) == 2
+        assert len(pids) == 3  # worker, web, and the demo simulation
         pids += _infra_pids(Path(DEV_ENV["OO_STATE_DIR"]))
 
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
