@@ -1,0 +1,629 @@
+"""The pipeline benchmark: raw Kafka ceiling, engine throughput, CPU per stage, latency.
+
+In one run, side by side, against the real local broker:
+
+1. **stages** — CPU µs per signal of each step of the engine's hot path
+   (decode, load, fold, decide, emit, plan timers, timer entries, store,
+   RocksDB get+put), in this process on the same simulated signals;
+2. **raw** — one plain `AIOKafkaConsumer` (no group) reading every signal
+   from the signal topics: the ceiling for any consumer in Python;
+3. **engine** — `oo worker` (fresh app id: new group, empty RocksDB tables)
+   catching up on the same signals: the rate of `oo_signals_folded_total`
+   between 10 % and 90 % of them, and the worker's and the broker's CPU per signal;
+4. **latency** — an open-loop constant rate of app openings that each make
+   a decision, sent with `oo-sent-ns` in the headers; the decision inherits
+   the header, and a consumer of oo.tips.decided takes receive time − sent time.
+
+Raw and engine alternate K times; the figures are medians and ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import math
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    BenchError,
+    WorkerProcess,
+    bench_settings,
+    local_infra,
+    machine,
+    median,
+    percentile,
+    process_cpu,
+    reset_topics,
+    say,
+)
+from oo.settings import Settings
+from topics.catalog import FEEDBACK, SIGNALS, TIMERS, TIPS_DECIDED
+
+SIGNAL_TOPICS = tuple(spec.name for spec in SIGNALS.values())
+DOMAIN_BY_TOPIC = {spec.name: domain for domain, spec in SIGNALS.items()}
+# Topics the worker writes (and, for timers and feedback, reads back): emptied before each run.
+OUTPUT_TOPICS = (TIMERS.name, FEEDBACK.name, TIPS_DECIDED.name, "oo.deadletter")
+SIGNALS_PER_PERSON = 24  # the simulator's mix gives ~12 signals per person-day; 2 days
+
+
+# --- the signals -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    topic: str
+    key: bytes
+    value: bytes
+    record: Any
+
+
+def simulated_signals(count: int, start: datetime, seed: int = 7) -> list[Signal]:
+    """`count` signals of the simulator's realistic mix, in event-time order (~24 per person).
+
+    The simulated days start now, so signals make moments and decisions as live
+    ones would (the engine judges an event from the future at its own time).
+    """
+    from oo.simulator import simulate_people
+    from topics.codec import encode
+
+    people = max(1, math.ceil(count / SIGNALS_PER_PERSON * 1.1))
+    out: list[Signal] = []
+    for topic, record in simulate_people(people, start, 2, seed=seed, prefix="bench"):
+        out.append(Signal(topic, record.user_id.encode(), encode(record), record))
+        if len(out) == count:
+            break
+    return out
+
+
+async def produce(bootstrap: str, signals: Sequence[Signal]) -> float:
+    """Send every signal (acks=all) as fast as the broker takes them; return the seconds."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
+                                max_batch_size=256 * 1024, enable_idempotence=True)
+    await producer.start()
+    started = time.monotonic()
+    last = started
+    try:
+        pending: list[asyncio.Future[Any]] = []
+        for i, s in enumerate(signals, 1):
+            pending.append(await producer.send(s.topic, value=s.value, key=s.key))
+            if len(pending) >= 5000:
+                await asyncio.gather(*pending)
+                pending.clear()
+                if time.monotonic() - last > 5:
+                    last = time.monotonic()
+                    say(f"  produced {i:,} of {len(signals):,}")
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return time.monotonic() - started
+
+
+# --- rates from (time, count, cpu...) samples --------------------------------------------
+
+
+def window(samples: Sequence[tuple[float, ...]], total: int, low: float = 0.1,
+           high: float = 0.9) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The first samples at or past `low` and `high` of `total` (column 1 is the count)."""
+    first = next(s for s in samples if s[1] >= low * total)
+    last = next(s for s in samples if s[1] >= high * total)
+    if last[1] <= first[1] or last[0] <= first[0]:
+        raise BenchError("too few samples to compute a rate; use more --signals")
+    return first, last
+
+
+# --- 1. raw ceiling ----------------------------------------------------------------------
+
+
+async def raw_consume(bootstrap: str, total: int) -> dict[str, float]:
+    """One AIOKafkaConsumer (no group) reading the signal topics from the start."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest", group_id=None)
+    await consumer.start()
+    try:
+        meta = await consumer._client.fetch_all_metadata()
+        parts = [TopicPartition(t, p) for t in SIGNAL_TOPICS
+                 for p in sorted(meta.partitions_for_topic(t) or ())]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        count = 0
+        samples = [(time.monotonic(), 0, time.process_time())]
+        deadline = time.monotonic() + 300
+        while count < total:
+            batch = await consumer.getmany(timeout_ms=1000)
+            for records in batch.values():
+                count += len(records)
+            samples.append((time.monotonic(), count, time.process_time()))
+            if time.monotonic() > deadline:
+                raise BenchError(f"raw consumer read only {count} of {total} signals in 300s")
+    finally:
+        await consumer.stop()
+    first, last = window(samples, total)
+    messages = last[1] - first[1]
+    return {"rate": messages / (last[0] - first[0]),
+            "cpu_us": (last[2] - first[2]) / messages * 1e6,
+            "seconds": samples[-1][0] - samples[0][0]}
+
+
+# --- 2. the engine -----------------------------------------------------------------------
+
+
+def engine_catch_up(worker: WorkerProcess, total: int, broker_pid: int | None,
+                    poll: float = 0.1) -> dict[str, float]:
+    """Start the worker on the backlog and sample its folded counter and CPU until done."""
+    started = time.monotonic()
+    worker.start()
+    ready = time.monotonic()
+    samples: list[tuple[float, int, float, float]] = []
+    last_progress, last_count, last_note = ready, -1, ready
+    while True:
+        counters = worker.counters()
+        now = time.monotonic()
+        folded = counters.get("oo_signals_folded_total", 0)
+        broker = process_cpu(broker_pid) if broker_pid else 0.0
+        samples.append((now, folded, worker.cpu(), broker))
+        if folded >= total:
+            break
+        if folded != last_count:
+            last_progress, last_count = now, folded
+        elif now - last_progress > 90:
+            raise BenchError(f"the worker made no progress for 90s at {folded:,} of {total:,} "
+                             f"signals; log {worker.log}")
+        if now - last_note > 10:
+            last_note = now
+            say(f"  engine: {folded:,} of {total:,} signals folded")
+        worker.check_alive()
+        time.sleep(poll)
+    first, last = window(samples, total)
+    signals = last[1] - first[1]
+    first_folded = next(s[0] for s in samples if s[1] > 0)
+    return {
+        "rate": signals / (last[0] - first[0]),
+        "cpu_us": (last[2] - first[2]) / signals * 1e6,
+        "cores": (last[2] - first[2]) / (last[0] - first[0]),
+        "broker_cpu_us": (last[3] - first[3]) / signals * 1e6,
+        "startup_s": first_folded - started,
+        "ready_s": ready - started,
+        "catch_up_s": samples[-1][0] - first_folded,
+        "decisions": counters.get("oo_decisions_total", 0),
+        "dead_letters": counters.get("oo_dead_letters_total", 0),
+        "errors": counters.get("oo_agent_errors_total", 0),
+    }
+
+
+# --- 3. latency ----------------------------------------------------------------------------
+
+
+def _lifecycle(user_id: str, now: datetime) -> bytes:
+    """A new person whose quiet hours are far from now and whose budget is large."""
+    from topics.codec import encode
+    from topics.records import LifecycleChanged
+
+    minute = now.hour * 60 + now.minute
+    return encode(LifecycleChanged(
+        event_id=f"{user_id}-created", user_id=user_id, occurred_at=now, source="bench",
+        change="user_created", time_zone="UTC", quiet_start_minute=(minute + 600) % 1440,
+        quiet_end_minute=(minute + 660) % 1440, daily_budget=24))
+
+
+def _app_opened(user_id: str, at: datetime) -> bytes:
+    from topics.codec import encode
+    from topics.records import ContextObserved
+
+    return encode(ContextObserved(event_id=f"{user_id}-open", user_id=user_id, occurred_at=at,
+                                  source="bench", kind="app_opened", device="phone"))
+
+
+async def _wait_folded(worker: WorkerProcess, target: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        folded = (await asyncio.to_thread(worker.counters)).get("oo_signals_folded_total", 0)
+        if folded >= target:
+            return
+        if time.monotonic() > deadline:
+            raise BenchError(f"the worker folded {folded:,} of {target:,} signals in {timeout:.0f}s")
+        worker.check_alive()
+        await asyncio.sleep(0.1)
+
+
+async def latency(bootstrap: str, worker: WorkerProcess, rate: float, duration: float,
+                  already_folded: int) -> dict[str, float]:
+    """Open-loop app openings at `rate`/s for `duration` s; signal → decision latencies."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+    context, lifecycle = SIGNALS["context"].name, SIGNALS["lifecycle"].name
+    tag = uuid.uuid4().hex[:8]
+    users = [f"bench-lat-{tag}-{i}" for i in range(max(1, int(rate * duration)))]
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                group_id=None, fetch_max_wait_ms=100)
+    await producer.start()
+    await consumer.start()
+    try:
+        # The people first (a lifecycle signal each), folded before the clock starts.
+        now = datetime.now(UTC)
+        futures = [await producer.send(lifecycle, value=_lifecycle(u, now), key=u.encode())
+                   for u in users]
+        await asyncio.gather(*futures)
+        await _wait_folded(worker, already_folded + len(users), timeout=120)
+        await asyncio.sleep(2)  # the timers their creation planned are consumed too
+
+        meta = await consumer._client.fetch_all_metadata()
+        parts = [TopicPartition(TIPS_DECIDED.name, p)
+                 for p in sorted(meta.partitions_for_topic(TIPS_DECIDED.name) or ())]
+        consumer.assign(parts)
+        await consumer.seek_to_end(*parts)
+        for tp in parts:
+            await consumer.position(tp)
+
+        # Values are built before the clock starts; occurred_at is each one's planned send time.
+        begin = time.monotonic() + 0.5
+        wall = datetime.now(UTC) + timedelta(seconds=0.5)
+        values = [_app_opened(u, wall + timedelta(seconds=i / rate)) for i, u in enumerate(users)]
+        marker = tag.encode()
+        latencies: list[float] = []
+        done = asyncio.Event()
+
+        async def receive() -> None:
+            while len(latencies) < len(users):
+                batch = await consumer.getmany(timeout_ms=100)
+                arrived = time.time_ns()
+                for records in batch.values():
+                    for r in records:
+                        headers = dict(r.headers or ())
+                        if headers.get("oo-bench") == marker and "oo-sent-ns" in headers:
+                            latencies.append((arrived - int(headers["oo-sent-ns"])) / 1e6)
+            done.set()
+
+        receiver = asyncio.create_task(receive())
+        cpu0, t0 = worker.cpu(), time.monotonic()
+        lateness = 0.0
+        i = 0
+        while i < len(users):
+            now_m = time.monotonic()
+            due = min(len(users), int((now_m - begin) * rate) + 1) if now_m >= begin else 0
+            while i < due:
+                lateness = max(lateness, now_m - (begin + i / rate))
+                await producer.send(context, value=values[i], key=users[i].encode(), headers=[
+                    ("oo-sent-ns", str(time.time_ns()).encode()), ("oo-bench", marker)])
+                i += 1
+            await asyncio.sleep(max(0.0, begin + i / rate - time.monotonic()))
+        await producer.flush()
+        sent_s = time.monotonic() - begin
+        try:
+            await asyncio.wait_for(done.wait(), timeout=15)
+        except TimeoutError:
+            pass
+        receiver.cancel()
+        cpu = worker.cpu() - cpu0
+        elapsed = time.monotonic() - t0
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    if not latencies:
+        raise BenchError(f"no decision came back for {len(users)} app openings; log {worker.log}")
+    return {
+        "sent": len(users), "received": len(latencies), "rate": len(users) / sent_s,
+        "p50": percentile(latencies, 50), "p90": percentile(latencies, 90),
+        "p99": percentile(latencies, 99), "max": max(latencies),
+        "sender_late_ms": lateness * 1000, "worker_cores": cpu / elapsed,
+    }
+
+
+# --- 4. CPU per stage, in process ------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Case:
+    spec: Any
+    domain: str
+    key: bytes
+    value: bytes
+    stored: bytes | None
+    timers: bytes | None
+    now: datetime
+    partition: int
+
+
+def _record_cases(signals: Sequence[Signal]) -> list[_Case]:
+    """Run the engine's steps once over `signals` with dict tables, keeping each step's input."""
+    from agents.schedule import decode_entry, encode_entry
+    from domain.decide import Decision, decide
+    from domain.features import UserFeatures, apply_decision, fold
+    from domain.moments import SignalTrigger
+    from domain.timers import plan_timers
+    from topics.validation import decode_event
+
+    table: dict[bytes, bytes] = {}
+    timer_table: dict[bytes, bytes] = {}
+    cases = []
+    for s in signals:
+        domain = DOMAIN_BY_TOPIC[s.topic]
+        spec = SIGNALS[domain]
+        record = decode_event(spec, s.key, s.value)
+        stored = table.get(s.key)
+        before = UserFeatures.from_dict(json.loads(stored)) if stored else None
+        state, changed = fold(before, record, domain)
+        if not changed or state.deletion_requested:
+            continue
+        wall = datetime.now(UTC)
+        now = record.occurred_at if record.occurred_at > wall else wall
+        cases.append(_Case(spec, domain, s.key, s.value, stored, timer_table.get(s.key), now,
+                           hash(s.key) % 4))
+        trigger = SignalTrigger(record, domain)
+        result = decide(state, trigger, now, policy="random")
+        if isinstance(result, Decision):
+            state, _ = apply_decision(state, result.decision_id, result.tip.id, result.tip.kind,
+                                      now, result.expires_at)
+        commands = plan_timers(before, state, trigger, now)
+        if commands:
+            _, timers = decode_entry(timer_table.get(s.key))
+            for c in commands:
+                if c.action == "set":
+                    timers[c.timer_id] = [c.purpose, c.fire_at.timestamp(), c.ref]
+                else:
+                    timers.pop(c.timer_id, None)
+            timer_table[s.key] = encode_entry(0, timers)
+        table[s.key] = json.dumps(state.to_dict(), separators=(",", ":")).encode()
+    return cases
+
+
+def _stage_pass(cases: Sequence[_Case], db: Any) -> dict[str, float]:
+    """One timed pass of every stage over `cases`: CPU µs per signal of each."""
+    from agents.schedule import TimerSchedule, decode_entry, encode_entry
+    from domain.decide import Decision, decide
+    from domain.features import UserFeatures, apply_decision, fold
+    from domain.moments import SignalTrigger
+    from domain.timers import plan_timers
+    from topics.codec import encode
+    from topics.records import Tip, TipDecided
+    from topics.validation import decode_event
+
+    clock = time.process_time_ns
+    n = len(cases)
+    out: dict[str, float] = {}
+    gc.collect()
+
+    t = clock()
+    records = [decode_event(c.spec, c.key, c.value) for c in cases]
+    out["decode"] = clock() - t
+
+    t = clock()
+    befores = [UserFeatures.from_dict(json.loads(c.stored)) if c.stored else None for c in cases]
+    out["load"] = clock() - t
+
+    t = clock()
+    folded = [fold(b, r, c.domain)[0] for b, r, c in zip(befores, records, cases, strict=True)]
+    out["fold"] = clock() - t
+
+    triggers = [SignalTrigger(r, c.domain) for r, c in zip(records, cases, strict=True)]
+    t = clock()
+    results = [decide(s, tr, c.now, policy="random")
+               for s, tr, c in zip(folded, triggers, cases, strict=True)]
+    afters = [apply_decision(s, r.decision_id, r.tip.id, r.tip.kind, c.now, r.expires_at)[0]
+              if isinstance(r, Decision) else s
+              for s, r, c in zip(folded, results, cases, strict=True)]
+    out["decide"] = clock() - t
+
+    t = clock()
+    for s, r, c in zip(folded, results, cases, strict=True):
+        if isinstance(r, Decision):
+            encode(TipDecided(
+                event_id=r.decision_id, user_id=s.user_id, occurred_at=c.now, source="oo.engine",
+                decision_id=r.decision_id, triggered_by=r.triggered_by, moment=r.moment,
+                policy=r.policy, propensity=r.propensity, reason=r.reason,
+                tip=Tip(**r.tip.to_dict()), context_snapshot=dict(r.context_snapshot),
+                expires_at=r.expires_at))
+    out["emit"] = clock() - t
+
+    t = clock()
+    plans = [plan_timers(b, a, tr, c.now)
+             for b, a, tr, c in zip(befores, afters, triggers, cases, strict=True)]
+    out["plan timers"] = clock() - t
+
+    schedule = TimerSchedule()
+    t = clock()
+    for commands, c in zip(plans, cases, strict=True):
+        if commands:
+            _, timers = decode_entry(c.timers)
+            for command in commands:
+                if command.action == "set":
+                    timers[command.timer_id] = [command.purpose, command.fire_at.timestamp(),
+                                                command.ref]
+                else:
+                    timers.pop(command.timer_id, None)
+            encode_entry(c.partition, timers)
+            schedule.replace_user(c.key, c.partition, timers)
+    out["timer entries"] = clock() - t
+
+    t = clock()
+    stored = [json.dumps(a.to_dict(), separators=(",", ":")).encode() for a in afters]
+    out["store"] = clock() - t
+
+    t = clock()
+    for c, value in zip(cases, stored, strict=True):
+        db.get(c.key)
+        db[c.key] = value
+    out["rocksdb get+put"] = clock() - t
+    return {stage: ns / n / 1000 for stage, ns in out.items()}
+
+
+def stage_costs(signals: Sequence[Signal], repeats: int) -> dict[str, Any]:
+    """Median CPU µs per signal of each engine step over `repeats` passes."""
+    from faust.stores.rocksdb import RocksDBOptions
+
+    cases = _record_cases(signals)
+    folder = Path(tempfile.mkdtemp(prefix="oo-bench-rocksdb-"))
+    db = RocksDBOptions(use_rocksdict=True).open(folder / "features.db")
+    try:
+        passes = [_stage_pass(cases, db) for _ in range(repeats)]
+    finally:
+        db.close()
+        shutil.rmtree(folder, ignore_errors=True)
+    stages = {stage: median([p[stage] for p in passes]) for stage in passes[0]}
+    return {"signals": len(cases), "repeats": repeats, "stages": stages,
+            "total": sum(stages.values())}
+
+
+# --- the whole run ------------------------------------------------------------------------------
+
+
+def _faust_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name:
+            raise BenchError(f"--faust {pair!r}: expected NAME=VALUE, e.g. producer_linger=0.005")
+        try:
+            out[name] = json.loads(text)
+        except json.JSONDecodeError:
+            out[name] = text
+    return out
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """The whole benchmark; returns every figure (also printed as it goes)."""
+    settings = bench_settings(OO_LOG_LEVEL=args.log_level)
+    overrides = _faust_overrides(args.faust or [])
+    log_dir = settings.state_dir / "logs"
+    results: dict[str, Any] = {
+        "machine": machine(), "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "args": {"signals": args.signals, "runs": args.runs, "rate": args.rate,
+                 "duration": args.duration, "log_level": args.log_level, "faust": overrides},
+    }
+    say(f"generating {args.signals:,} simulated signals (~{SIGNALS_PER_PERSON} per person, "
+        "2 simulated days from now)")
+    start = datetime.now(UTC).replace(second=0, microsecond=0)
+    signals = simulated_signals(args.signals, start)
+
+    if args.stage_signals:
+        subset = simulated_signals(args.stage_signals, start, seed=11)
+        say(f"stages: CPU per signal of each engine step, in process, {len(subset):,} signals "
+            f"x {args.stage_repeats} passes")
+        results["stages"] = stage_costs(subset, args.stage_repeats)
+        _print_stages(results["stages"])
+
+    say(f"infrastructure: Kafka {settings.kafka_version} on {settings.kafka_bootstrap_servers}, "
+        f"PostgreSQL on {settings.database.host}:{settings.database.port}, state in "
+        f"{settings.state_dir}")
+    bootstrap = settings.kafka_bootstrap_servers
+    with local_infra(settings, keep=args.keep_infra) as broker_pid:
+        results["machine"]["kafka"] = settings.kafka_version
+        say("topics: deleting and recreating every oO topic (a clean slate)")
+        asyncio.run(reset_topics(bootstrap, settings.topic_partitions, prefixes=("oo-bench-",)))
+        say(f"producing {len(signals):,} signals to the {len(SIGNAL_TOPICS)} signal topics")
+        seconds = asyncio.run(produce(bootstrap, signals))
+        say(f"  produced in {seconds:.1f}s ({len(signals) / seconds:,.0f}/s)")
+        results["raw"], results["engine"], results["latency"] = [], [], []
+        for k in range(1, args.runs + 1):
+            say(f"run {k}/{args.runs}: raw aiokafka consumer (the ceiling)")
+            raw = asyncio.run(raw_consume(bootstrap, len(signals)))
+            results["raw"].append(raw)
+            say(f"  raw: {raw['rate']:,.0f} signals/s, {raw['cpu_us']:.1f} CPU µs/signal")
+            _run_engine(args, settings, signals, overrides, log_dir, broker_pid, k, results)
+        results["summary"] = summarize(results)
+    print_summary(results)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2, default=str) + "\n")
+        say(f"figures written to {args.json}")
+    return results
+
+
+def _run_engine(args: argparse.Namespace, settings: Settings, signals: Sequence[Signal],
+                overrides: dict[str, Any], log_dir: Path, broker_pid: int | None, k: int,
+                results: dict[str, Any]) -> None:
+    bootstrap = settings.kafka_bootstrap_servers
+    asyncio.run(reset_topics(bootstrap, settings.topic_partitions, only=OUTPUT_TOPICS,
+                             prefixes=("oo-bench-",)))
+    worker = WorkerProcess(settings, log_dir, overrides)
+    say(f"run {k}/{args.runs}: engine `oo worker` (app id {worker.app_id}, RocksDB tables)")
+    try:
+        engine = engine_catch_up(worker, len(signals), broker_pid)
+        results["engine"].append(engine)
+        say(f"  engine: {engine['rate']:,.0f} signals/s, worker {engine['cpu_us']:.0f} CPU "
+            f"µs/signal ({engine['cores']:.2f} cores), broker {engine['broker_cpu_us']:.0f} "
+            f"µs/signal; started in {engine['startup_s']:.1f}s, {engine['decisions']:,} decisions")
+        if args.duration > 0:
+            say(f"run {k}/{args.runs}: latency, open loop at {args.rate:,.0f} app openings/s "
+                f"for {args.duration:.0f}s")
+            lat = asyncio.run(latency(bootstrap, worker, args.rate, args.duration, len(signals)))
+            results["latency"].append(lat)
+            say(f"  latency: p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms, max "
+                f"{lat['max']:.1f} ms; {lat['received']:,} of {lat['sent']:,} decisions")
+    finally:
+        worker.stop()
+        worker.cleanup()
+
+
+def summarize(results: dict[str, Any]) -> dict[str, Any]:
+    raw, engine, lat = results["raw"], results["engine"], results["latency"]
+    summary: dict[str, Any] = {
+        "raw_rate": median([r["rate"] for r in raw]),
+        "raw_cpu_us": median([r["cpu_us"] for r in raw]),
+        "engine_rate": median([e["rate"] for e in engine]),
+        "engine_cpu_us": median([e["cpu_us"] for e in engine]),
+        "engine_cores": median([e["cores"] for e in engine]),
+        "broker_cpu_us": median([e["broker_cpu_us"] for e in engine]),
+        "ratio": median([e["rate"] / r["rate"] for e, r in zip(engine, raw, strict=True)]),
+    }
+    if lat:
+        for q in ("p50", "p90", "p99", "max"):
+            summary[f"latency_{q}"] = median([x[q] for x in lat])
+        summary["latency_received"] = sum(x["received"] for x in lat)
+        summary["latency_sent"] = sum(x["sent"] for x in lat)
+    return summary
+
+
+def _print_stages(stages: dict[str, Any]) -> None:
+    width = max(len(s) for s in stages["stages"])
+    for stage, us in stages["stages"].items():
+        print(f"    {stage:<{width}}  {us:7.1f} µs/signal")
+    print(f"    {'total':<{width}}  {stages['total']:7.1f} µs/signal "
+          f"(median of {stages['repeats']} passes over {stages['signals']:,} signals)")
+
+
+def print_summary(results: dict[str, Any]) -> None:
+    s = results["summary"]
+    runs = len(results["engine"])
+    line = "-" * 78
+    print(line)
+    print(f"oO pipeline benchmark — medians of {runs} run(s), "
+          f"{results['args']['signals']:,} signals each")
+    print(line)
+    print(f"{'':34}{'signals/s':>12}{'CPU µs/signal':>16}{'per run':>16}")
+    raws = " ".join(f"{r['rate'] / 1000:.1f}k" for r in results["raw"])
+    engines = " ".join(f"{e['rate'] / 1000:.1f}k" for e in results["engine"])
+    print(f"{'raw aiokafka consumer (ceiling)':34}{s['raw_rate']:>12,.0f}{s['raw_cpu_us']:>16.1f}"
+          f"{raws:>16}")
+    print(f"{'engine (oo worker, RocksDB)':34}{s['engine_rate']:>12,.0f}"
+          f"{s['engine_cpu_us']:>16.1f}{engines:>16}")
+    print(f"{'  Kafka broker, per signal':34}{'':>12}{s['broker_cpu_us']:>16.1f}")
+    print(f"engine / raw: {s['ratio']:.2f} (median of per-run ratios); worker used "
+          f"{s['engine_cores']:.2f} cores; target ≥ 10,000 signals/s: "
+          f"{'met' if s['engine_rate'] >= 10_000 else 'MISSED'}")
+    if "stages" in results:
+        st = results["stages"]
+        parts = ", ".join(f"{k} {v:.1f}" for k, v in st["stages"].items())
+        print(f"in-process CPU µs/signal by stage: {parts}; sum {st['total']:.1f} "
+              f"(the rest of the worker's {s['engine_cpu_us']:.0f} is Faust, aiokafka, asyncio)")
+    if "latency_p99" in s:
+        rate = results["args"]["rate"]
+        print(f"signal → decision at {rate:,.0f}/s open loop: p50 {s['latency_p50']:.1f} ms, "
+              f"p90 {s['latency_p90']:.1f} ms, p99 {s['latency_p99']:.1f} ms, max "
+              f"{s['latency_max']:.1f} ms ({s['latency_received']:,} of {s['latency_sent']:,} "
+              f"decisions); target p99 < 50 ms: "
+              f"{'met' if s['latency_p99'] < 50 else 'MISSED'}")
+    print(line)
