@@ -1,0 +1,130 @@
+"""PostgreSQL adapter for tip instances, push subscriptions and the delivery log.
+
+The delivery log (`push_deliveries`, keyed by decision and subscription) is
+what makes a push go out at most once per device per decision: a decision is
+recorded with one `pending` row per subscription in one transaction, and only
+rows still `pending` are sent. A redelivered decision finds its rows already
+`sent`, `gone` or `failed` and sends nothing again.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from topics.records import TipDecided
+
+OPEN_STATUSES = ("pending", "delivered", "seen")
+
+
+@dataclass(frozen=True, slots=True)
+class PendingPush:
+    """One push still to send: a decision to one subscription."""
+
+    decision_id: str
+    subscription_id: uuid.UUID
+    endpoint: str
+    p256dh: str
+    auth: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What recording a decision did."""
+
+    known_user: bool
+    new: bool
+    withdrawn: tuple[str, ...]  # decision ids of older open tips this one replaced
+    pending: tuple[PendingPush, ...]
+
+
+class TipStore:
+    """Tip instances and deliveries; the pool is given, never created here."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def record_decision(self, decided: TipDecided) -> Recorded:
+        """Persist the tip instance (idempotent on decision_id) and its pending deliveries."""
+        try:
+            user_id = uuid.UUID(decided.user_id)
+        except ValueError:
+            return Recorded(False, False, (), ())
+        async with self._pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval("SELECT true FROM users WHERE id = $1", user_id):
+                return Recorded(False, False, (), ())
+            inserted = await conn.fetchval(_INSERT_TIP, *_tip_row(decided, user_id))
+            withdrawn: list[str] = []
+            if inserted:
+                rows = await conn.fetch(_WITHDRAW_OLDER, user_id, decided.decision_id,
+                                        decided.occurred_at, list(OPEN_STATUSES))
+                withdrawn = [r["decision_id"] for r in rows]
+                await conn.execute(_INSERT_DELIVERIES, decided.decision_id, user_id)
+            pending = await conn.fetch(_PENDING, decided.decision_id)
+        return Recorded(True, bool(inserted), tuple(withdrawn),
+                        tuple(PendingPush(**dict(r)) for r in pending))
+
+    async def mark(self, decision_id: str, subscription_id: uuid.UUID, status: str,
+                   attempts: int, error: str | None = None) -> None:
+        """Record the outcome of one push (sent, failed or gone)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """UPDATE push_deliveries SET status = $3, attempts = attempts + $4,
+                       last_error = $5, updated_at = now()
+                   WHERE decision_id = $1 AND subscription_id = $2""",
+                decision_id, subscription_id, status, attempts, error)
+            if status == "sent":
+                await conn.execute(
+                    """UPDATE push_subscriptions SET last_success_at = now(), failure_count = 0
+                       WHERE id = $1""", subscription_id)
+                await conn.execute(
+                    """UPDATE tip_instances SET status = 'delivered'
+                       WHERE decision_id = $1 AND status = 'pending'""", decision_id)
+            elif status == "failed":
+                await conn.execute(
+                    "UPDATE push_subscriptions SET failure_count = failure_count + 1 WHERE id = $1",
+                    subscription_id)
+
+    async def remove_subscription(self, subscription_id: uuid.UUID) -> None:
+        """The push service said the subscription is gone (404/410): forget it."""
+        await self._pool.execute("DELETE FROM push_subscriptions WHERE id = $1", subscription_id)
+
+
+def _tip_row(d: TipDecided, user_id: uuid.UUID) -> tuple[Any, ...]:
+    tip = d.tip
+    return (d.decision_id, user_id, tip.id, tip.kind, tip.title, tip.body, tip.source,
+            tip.deep_link, json.dumps(tip.meta), d.moment, d.policy, d.propensity, d.reason,
+            d.triggered_by, json.dumps(d.context_snapshot), d.occurred_at, d.expires_at)
+
+
+_INSERT_TIP = """
+INSERT INTO tip_instances (decision_id, user_id, tip_id, kind, title, body, source, deep_link,
+                           meta, moment, policy, propensity, reason, triggered_by,
+                           context_snapshot, decided_at, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15::jsonb, $16, $17)
+ON CONFLICT (decision_id) DO NOTHING
+RETURNING true
+"""
+
+_WITHDRAW_OLDER = """
+UPDATE tip_instances SET status = 'withdrawn'
+WHERE user_id = $1 AND decision_id <> $2 AND decided_at <= $3 AND status = ANY($4::text[])
+RETURNING decision_id
+"""
+
+_INSERT_DELIVERIES = """
+INSERT INTO push_deliveries (decision_id, subscription_id)
+SELECT $1, id FROM push_subscriptions WHERE user_id = $2
+ON CONFLICT DO NOTHING
+"""
+
+_PENDING = """
+SELECT d.decision_id, s.id AS subscription_id, s.endpoint, s.p256dh, s.auth
+FROM push_deliveries d JOIN push_subscriptions s ON s.id = d.subscription_id
+WHERE d.decision_id = $1 AND d.status = 'pending'
+ORDER BY s.id
+"""
