@@ -50,9 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _is_expected(err: Exception) -> bool:
     from oo.migrate import MigrationError
+    from oo.vapid import VapidKeyError
     from topics.admin import TopicLayoutError
 
-    return isinstance(err, (MigrationError, TopicLayoutError))
+    return isinstance(err, (MigrationError, TopicLayoutError, VapidKeyError))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -122,6 +123,21 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--time-zone", type=_zone, default=None,
                           help="put everyone in this IANA zone (default: a mix of zones)")
     simulate.set_defaults(run=_simulate)
+
+    vapid = sub.add_parser("vapid", help="VAPID keys for Web Push",
+                           description="Manage the VAPID key pair that signs Web Push requests "
+                           "(OO_VAPID_PRIVATE_KEY).")
+    vapid_sub = vapid.add_subparsers(title="actions", metavar="ACTION")
+    generate = vapid_sub.add_parser("generate", help="write a new key pair; print the public key",
+                                    description="Write a new P-256 private key (mode 0600) to "
+                                    "OO_VAPID_PRIVATE_KEY and print the public key in the form "
+                                    "browsers take as applicationServerKey.")
+    generate.add_argument("--force", action="store_true", help="replace an existing key")
+    generate.set_defaults(run=_vapid_generate)
+    public = vapid_sub.add_parser("public-key", help="print the public key of the existing pair",
+                                  description="Print the applicationServerKey of the existing key.")
+    public.set_defaults(run=_vapid_public)
+    vapid.set_defaults(run=lambda s, a: _help(vapid))
 
     settings = sub.add_parser("settings", help="print the effective settings",
                               description="Print every setting with its effective value.")
@@ -285,6 +301,18 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
                                speed=args.speed, start=start, seed=args.seed, prefix=args.prefix,
                                time_zone=args.time_zone, log=_say))
     return 0
+
+
+def _vapid_generate(settings: Settings, args: argparse.Namespace) -> int:
+    from oo.vapid import cli_generate
+
+    return cli_generate(settings.vapid_private_key, args.force)
+
+
+def _vapid_public(settings: Settings, args: argparse.Namespace) -> int:
+    from oo.vapid import cli_public_key
+
+    return cli_public_key(settings.vapid_private_key)
 
 
 def _settings(settings: Settings, args: argparse.Namespace) -> int:

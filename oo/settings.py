@@ -23,6 +23,9 @@ exits 2 (no traceback).
 | OO_LOG_LEVEL | info | debug, info, warning or error |
 | OO_POLICY | random | the live policy that picks tips (see `domain.policies`) |
 | OO_SHADOW_POLICIES | (none) | comma-separated policies run beside the live one, logged, never sent |
+| OO_VAPID_PRIVATE_KEY | <OO_STATE_DIR>/vapid/private_key.pem | VAPID private key (PEM, mode 0600; `oo vapid generate`) |
+| OO_VAPID_SUBJECT | mailto:oo@localhost (dev, test); required in production | VAPID `sub`: mailto: or https: contact |
+| OO_PUSH_CA_FILE | (none) | an extra CA the notifier trusts (dev and test only: the local push service) |
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ VARIABLES = (
     "OO_ENV", "OO_KAFKA_BOOTSTRAP", "OO_DATABASE_URL", "OO_WEB_HOST", "OO_WEB_PORT",
     "OO_WORKER_WEB_PORT", "OO_TOPIC_PARTITIONS", "OO_TOPIC_REPLICATION", "OO_TABLE_STORE",
     "OO_APP_ID", "OO_STATE_DIR", "OO_CACHE_DIR", "OO_KAFKA_VERSION", "OO_LOG_LEVEL",
-    "OO_POLICY", "OO_SHADOW_POLICIES",
+    "OO_POLICY", "OO_SHADOW_POLICIES", "OO_VAPID_PRIVATE_KEY", "OO_VAPID_SUBJECT",
+    "OO_PUSH_CA_FILE",
 )
 LOG_LEVELS = ("debug", "info", "warning", "error")
 TABLE_STORES = ("rocksdb://", "memory://")
@@ -78,14 +82,19 @@ class Settings:
     log_level: str
     policy: str
     shadow_policies: tuple[str, ...]
+    vapid_private_key: Path
+    vapid_subject: str
+    push_ca_file: Path | None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read and validate every setting; raise SettingsError on the first bad one."""
         env = os.environ if environ is None else environ
         reader = _Reader(env)
+        mode = reader.choice("OO_ENV", "dev", ENVIRONMENTS)
+        state_dir = reader.path("OO_STATE_DIR", Path("/var/tmp") / f"oo-{_user()}")
         settings = cls(
-            env=reader.choice("OO_ENV", "dev", ENVIRONMENTS),
+            env=mode,
             kafka_bootstrap=reader.bootstrap("OO_KAFKA_BOOTSTRAP", "127.0.0.1:19092"),
             database_url=reader.database_url("OO_DATABASE_URL", "postgresql://oo@127.0.0.1:15432/oo"),
             web_host=reader.text("OO_WEB_HOST", "127.0.0.1"),
@@ -95,13 +104,19 @@ class Settings:
             topic_replication=reader.integer("OO_TOPIC_REPLICATION", 1, low=1, high=16),
             table_store=reader.choice("OO_TABLE_STORE", "rocksdb://", TABLE_STORES),
             app_id=reader.identifier("OO_APP_ID", "oo"),
-            state_dir=reader.path("OO_STATE_DIR", Path("/var/tmp") / f"oo-{_user()}"),
+            state_dir=state_dir,
             cache_dir=reader.path("OO_CACHE_DIR", Path.home() / ".cache" / "oo"),
             kafka_version=reader.version("OO_KAFKA_VERSION", "4.1.1"),
             log_level=reader.choice("OO_LOG_LEVEL", "info", LOG_LEVELS),
             policy=reader.policy("OO_POLICY", "random"),
             shadow_policies=reader.policies("OO_SHADOW_POLICIES"),
+            vapid_private_key=reader.path("OO_VAPID_PRIVATE_KEY",
+                                          state_dir / "vapid" / "private_key.pem"),
+            vapid_subject=reader.vapid_subject("OO_VAPID_SUBJECT", mode),
+            push_ca_file=reader.optional_path("OO_PUSH_CA_FILE"),
         )
+        if settings.push_ca_file is not None and mode == "production":
+            raise SettingsError("OO_PUSH_CA_FILE is for dev and test only; unset it in production")
         if settings.web_port == settings.worker_web_port:
             raise SettingsError(
                 f"OO_WEB_PORT and OO_WORKER_WEB_PORT are both {settings.web_port}; they must differ"
@@ -217,6 +232,22 @@ class _Reader:
             raise SettingsError(f"{name}={value!r} is not a version like 4.1.1")
         if int(pieces[0]) < 4:
             raise SettingsError(f"{name}={value!r}: oO runs Apache Kafka 4.x or newer (KRaft only)")
+        return value
+
+    def optional_path(self, name: str) -> Path | None:
+        value = self._raw(name)
+        return Path(value).expanduser() if value else None
+
+    def vapid_subject(self, name: str, mode: str) -> str:
+        value = self._raw(name)
+        if value is None:
+            if mode == "production":
+                raise SettingsError(f"{name} is required in production (e.g. mailto:ops@example.org)")
+            return "mailto:oo@localhost"
+        from oo.vapid import is_valid_subject
+
+        if not is_valid_subject(value):
+            raise SettingsError(f"{name}={value!r} must be mailto:user@host or https://host")
         return value
 
     def policy(self, name: str, default: str) -> str:

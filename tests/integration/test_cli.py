@@ -12,7 +12,8 @@ from tests.helpers import ROOT
 
 pytestmark = pytest.mark.integration
 COMMANDS = [[], ["infra"], ["infra", "up"], ["infra", "down"], ["infra", "status"], ["migrate"],
-            ["topics"], ["worker"], ["web"], ["dev"], ["simulate"], ["settings"]]
+            ["topics"], ["worker"], ["web"], ["dev"], ["simulate"], ["settings"],
+            ["vapid"], ["vapid", "generate"], ["vapid", "public-key"]]
 
 
 def oo(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -54,3 +55,15 @@ def test_infra_status_and_idempotent_up(kafka, postgres):
 def test_a_remote_broker_is_not_managed_locally():
     result = oo("infra", "up", env={**oo_test_environ(), "OO_KAFKA_BOOTSTRAP": "kafka.example:9092"})
     assert result.returncode == 2 and "oo: error:" in result.stderr
+
+
+def test_vapid_generate_writes_a_private_key_only_its_owner_can_read(tmp_path):
+    key = tmp_path / "vapid" / "key.pem"
+    env = {**oo_test_environ(), "OO_VAPID_PRIVATE_KEY": str(key)}
+    made = oo("vapid", "generate", env=env)
+    assert made.returncode == 0, made.stderr
+    public = made.stdout.strip()
+    assert len(public) == 87 and (key.stat().st_mode & 0o777) == 0o600
+    assert oo("vapid", "public-key", env=env).stdout.strip() == public
+    again = oo("vapid", "generate", env=env)
+    assert again.returncode == 2 and "oo: error:" in again.stderr

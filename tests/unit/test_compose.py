@@ -17,7 +17,9 @@ SERVICES = COMPOSE["services"]
 def resolved_env(service: str) -> dict[str, str]:
     """The service's environment with ${VAR:?msg} substituted as compose would."""
     env = {k: str(v) for k, v in SERVICES[service]["environment"].items()}
-    return {k: re.sub(r"\$\{OO_POSTGRES_PASSWORD[^}]*\}", "secret", v) for k, v in env.items()}
+    given = {"OO_POSTGRES_PASSWORD": "secret", "OO_VAPID_SUBJECT": "mailto:ops@example.org"}
+    return {k: re.sub(r"\$\{(\w+):\?[^}]*\}", lambda m: given[m.group(1)], v)
+            for k, v in env.items()}
 
 
 def test_compose_has_the_whole_stack_with_healthchecks():

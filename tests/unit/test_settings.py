@@ -20,11 +20,14 @@ def test_every_variable_is_read():
         "OO_DATABASE_URL": "postgresql://u@db:6543/x", "OO_WEB_PORT": "9000",
         "OO_WORKER_WEB_PORT": "9001", "OO_TOPIC_PARTITIONS": "12", "OO_TABLE_STORE": "memory://",
         "OO_STATE_DIR": "/tmp/s", "OO_KAFKA_VERSION": "4.0.0", "OO_LOG_LEVEL": "debug",
+        "OO_VAPID_SUBJECT": "https://oo.example.org",
     })
     assert [str(s) for s in settings.kafka_bootstrap] == ["k1:9092", "k2:9093"]
     assert (settings.database.host, settings.database.port, settings.database.user) == ("db", 6543, "u")
     assert settings.topic_partitions == 12 and settings.table_store == "memory://"
     assert str(settings.state_dir) == "/tmp/s" and settings.log_level == "debug"
+    assert str(settings.vapid_private_key) == "/tmp/s/vapid/private_key.pem"
+    assert settings.vapid_subject == "https://oo.example.org"
 
 
 @pytest.mark.parametrize(
@@ -53,3 +56,17 @@ def test_bad_setting_is_one_line_naming_the_variable(name, value, fragment):
 def test_web_and_worker_ports_must_differ():
     with pytest.raises(SettingsError, match="must differ"):
         Settings.from_env({"OO_WEB_PORT": "7000", "OO_WORKER_WEB_PORT": "7000"})
+
+
+def test_production_requires_a_vapid_subject_and_refuses_a_test_ca():
+    with pytest.raises(SettingsError, match="OO_VAPID_SUBJECT is required in production"):
+        Settings.from_env({"OO_ENV": "production"})
+    with pytest.raises(SettingsError, match="OO_PUSH_CA_FILE is for dev and test only"):
+        Settings.from_env({"OO_ENV": "production", "OO_VAPID_SUBJECT": "mailto:a@b.org",
+                           "OO_PUSH_CA_FILE": "/tmp/ca.pem"})
+    assert Settings.from_env({}).vapid_subject == "mailto:oo@localhost"
+
+
+def test_a_vapid_subject_must_be_a_contact():
+    with pytest.raises(SettingsError, match="OO_VAPID_SUBJECT='me' must be mailto"):
+        Settings.from_env({"OO_VAPID_SUBJECT": "me"})
