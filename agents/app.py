@@ -6,7 +6,7 @@ from typing import Any
 
 import faust
 
-from agents import deadletters, engine
+from agents import deadletters, engine, notify
 from agents.counters import Counters
 from oo.health import readiness
 from oo.settings import Settings
@@ -37,6 +37,7 @@ def create_app(settings: Settings) -> faust.App:
     counters = Counters()
     dead = deadletters.DeadLetterSink(app, counters)
     engine.register(app, settings, dead, counters)
+    notify.register(app, settings, dead, counters)
     _register_pages(app, settings, counters)
     return app
 

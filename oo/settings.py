@@ -26,6 +26,7 @@ exits 2 (no traceback).
 | OO_VAPID_PRIVATE_KEY | <OO_STATE_DIR>/vapid/private_key.pem | VAPID private key (PEM, mode 0600; `oo vapid generate`) |
 | OO_VAPID_SUBJECT | mailto:oo@localhost (dev, test); required in production | VAPID `sub`: mailto: or https: contact |
 | OO_PUSH_CA_FILE | (none) | an extra CA the notifier trusts (dev and test only: the local push service) |
+| OO_PUSH_EXTRA_HOSTS | (none) | comma-separated host[:port] push services allowed beside the defaults (dev and test) |
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ VARIABLES = (
     "OO_WORKER_WEB_PORT", "OO_TOPIC_PARTITIONS", "OO_TOPIC_REPLICATION", "OO_TABLE_STORE",
     "OO_APP_ID", "OO_STATE_DIR", "OO_CACHE_DIR", "OO_KAFKA_VERSION", "OO_LOG_LEVEL",
     "OO_POLICY", "OO_SHADOW_POLICIES", "OO_VAPID_PRIVATE_KEY", "OO_VAPID_SUBJECT",
-    "OO_PUSH_CA_FILE",
+    "OO_PUSH_CA_FILE", "OO_PUSH_EXTRA_HOSTS",
 )
 LOG_LEVELS = ("debug", "info", "warning", "error")
 TABLE_STORES = ("rocksdb://", "memory://")
@@ -85,6 +86,7 @@ class Settings:
     vapid_private_key: Path
     vapid_subject: str
     push_ca_file: Path | None
+    push_extra_hosts: tuple[str, ...]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -114,9 +116,11 @@ class Settings:
                                           state_dir / "vapid" / "private_key.pem"),
             vapid_subject=reader.vapid_subject("OO_VAPID_SUBJECT", mode),
             push_ca_file=reader.optional_path("OO_PUSH_CA_FILE"),
+            push_extra_hosts=reader.host_list("OO_PUSH_EXTRA_HOSTS"),
         )
-        if settings.push_ca_file is not None and mode == "production":
-            raise SettingsError("OO_PUSH_CA_FILE is for dev and test only; unset it in production")
+        if mode == "production" and (settings.push_ca_file or settings.push_extra_hosts):
+            raise SettingsError("OO_PUSH_CA_FILE and OO_PUSH_EXTRA_HOSTS are for dev and test "
+                                "only; unset them in production")
         if settings.web_port == settings.worker_web_port:
             raise SettingsError(
                 f"OO_WEB_PORT and OO_WORKER_WEB_PORT are both {settings.web_port}; they must differ"
@@ -233,6 +237,14 @@ class _Reader:
         if int(pieces[0]) < 4:
             raise SettingsError(f"{name}={value!r}: oO runs Apache Kafka 4.x or newer (KRaft only)")
         return value
+
+    def host_list(self, name: str) -> tuple[str, ...]:
+        value = self._env.get(name, "").strip()
+        hosts = tuple(h.strip() for h in value.split(",") if h.strip())
+        for host in hosts:
+            if "/" in host or "@" in host or " " in host:
+                raise SettingsError(f"{name} entry {host!r} is not host[:port]")
+        return hosts
 
     def optional_path(self, name: str) -> Path | None:
         value = self._raw(name)

@@ -17,9 +17,10 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 class Worker:
     """`oo worker` with its own app id (consumer group and tables); restartable."""
 
-    def __init__(self, settings, app_id: str) -> None:
+    def __init__(self, settings, app_id: str, env: dict[str, str] | None = None) -> None:
         self.settings = settings
         self.app_id = app_id
+        self.extra_env = env or {}
         self.base = f"http://127.0.0.1:{settings.worker_web_port}"
         self.process = None
         self.starts = 0
@@ -27,7 +28,7 @@ class Worker:
     def start(self) -> None:
         self.starts += 1
         self.log = ARTIFACTS / f"worker-{self.app_id}-{self.starts}.log"
-        env = {**oo_test_environ(), "OO_APP_ID": self.app_id}
+        env = {**oo_test_environ(), "OO_APP_ID": self.app_id, **self.extra_env}
         self.process = oo_process(["worker"], env, self.log)
         wait_http(f"{self.base}/ready", process=self.process, log=self.log)
 

@@ -61,7 +61,7 @@ def test_web_and_worker_ports_must_differ():
 def test_production_requires_a_vapid_subject_and_refuses_a_test_ca():
     with pytest.raises(SettingsError, match="OO_VAPID_SUBJECT is required in production"):
         Settings.from_env({"OO_ENV": "production"})
-    with pytest.raises(SettingsError, match="OO_PUSH_CA_FILE is for dev and test only"):
+    with pytest.raises(SettingsError, match="OO_PUSH_EXTRA_HOSTS are for dev and test only"):
         Settings.from_env({"OO_ENV": "production", "OO_VAPID_SUBJECT": "mailto:a@b.org",
                            "OO_PUSH_CA_FILE": "/tmp/ca.pem"})
     assert Settings.from_env({}).vapid_subject == "mailto:oo@localhost"

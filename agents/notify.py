@@ -1,0 +1,157 @@
+"""The notify agent: each TipDecided becomes a tip instance and a Web Push per device.
+
+For each decision, in order per person: record the tip instance and one
+pending delivery per subscription (one transaction, idempotent on the
+decision id), push to every pending subscription concurrently, record each
+outcome, and withdraw the older tips this one replaced. A failure of
+PostgreSQL is retried with backoff until it succeeds (the decision is never
+dropped); push-service answers are classified by `domain.push`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import asyncpg
+import faust
+from mode import Service
+
+from adapters.endpoints import EndpointPolicy, guarded_connector
+from adapters.tips import PendingPush, Recorded, TipStore
+from adapters.webpush import PushSender
+from agents.counters import Counters
+from agents.deadletters import DeadLetterSink
+from domain.push import Expired, PushOutcome, plan_tip, plan_withdrawal
+from oo.settings import Settings
+from oo.vapid import generate_keys, load_vapid
+from topics.catalog import TIPS_DECIDED
+from topics.codec import InvalidRecord
+from topics.records import TipDecided
+from topics.validation import decode_event
+
+log = logging.getLogger(__name__)
+RETRY_CAP_S = 30.0
+
+
+class Notifier(Service):
+    """Owns the database pool, the HTTP session and the push sender of the worker."""
+
+    def __init__(self, settings: Settings, counters: Counters, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.counters = counters
+        self.pool: asyncpg.Pool | None = None
+        self.session: aiohttp.ClientSession | None = None
+        self.store: TipStore | None = None
+        self.sender: PushSender | None = None
+
+    async def on_start(self) -> None:
+        settings = self.settings
+        if settings.env != "production" and not settings.vapid_private_key.exists():
+            generate_keys(settings.vapid_private_key)  # dev and test: a key of their own
+            log.info("generated a VAPID key at %s", settings.vapid_private_key)
+        vapid = load_vapid(settings.vapid_private_key)  # a bad key stops the worker, clearly
+        policy = EndpointPolicy.for_env(settings.env, extra=settings.push_extra_hosts)
+        self.pool = await asyncpg.create_pool(settings.database_url, min_size=0, max_size=5)
+        self.session = aiohttp.ClientSession(
+            connector=guarded_connector(policy, ssl=_ssl_context(settings)))
+        self.store = TipStore(self.pool)
+        self.sender = PushSender(self.session, vapid_key=vapid,
+                                 vapid_subject=settings.vapid_subject, policy=policy)
+
+    async def on_stop(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+        if self.pool is not None:
+            await self.pool.close()
+
+    async def deliver(self, decided: TipDecided) -> None:
+        """Record and push one decision; returns when every outcome is recorded."""
+        assert self.store is not None and self.sender is not None, "notifier not started"
+        store, sender = self.store, self.sender
+        recorded: Recorded = await _retrying(lambda: store.record_decision(decided), "record")
+        if not recorded.known_user:
+            self.counters.inc("oo_pushes_total", "status", "no_account")
+            return
+        plan = plan_tip(decided, datetime.now(UTC))
+        if isinstance(plan, Expired):
+            self.counters.inc("oo_pushes_total", "status", "expired")
+            log.info("not pushing %s: %s", decided.decision_id, plan.reason)
+            return
+        outcomes = await sender.send_many(recorded.pending, plan)
+        for push, outcome in zip(recorded.pending, outcomes, strict=True):
+            await _retrying(lambda p=push, o=outcome: self._record(p, o), "mark")
+        if recorded.withdrawn:
+            await self._withdraw(decided.user_id, recorded)
+
+    async def _record(self, push: PendingPush, outcome: PushOutcome) -> None:
+        assert self.store is not None
+        self.counters.inc("oo_pushes_total", "status", outcome.status)
+        if outcome.status == "delivered":
+            await self.store.mark(push.decision_id, push.subscription_id, "sent", outcome.attempts)
+        elif outcome.status == "gone":
+            await self.store.mark(push.decision_id, push.subscription_id, "gone", outcome.attempts)
+            await self.store.remove_subscription(push.subscription_id)
+        else:
+            log.warning("push %s to %s failed: %s", push.decision_id, push.subscription_id,
+                        outcome.reason)
+            await self.store.mark(push.decision_id, push.subscription_id, "failed",
+                                  outcome.attempts, outcome.reason)
+
+    async def _withdraw(self, user_id: str, recorded: Recorded) -> None:
+        """Close the notifications of tips the new one replaced (same Topic)."""
+        assert self.sender is not None
+        for decision_id in recorded.withdrawn:
+            await self.sender.send_many(recorded.pending, plan_withdrawal(user_id, decision_id))
+            self.counters.inc("oo_withdrawals_total")
+
+
+def _ssl_context(settings: Settings) -> ssl.SSLContext:
+    """The system's CAs, plus the local push service's CA in dev and test."""
+    context = ssl.create_default_context()
+    if settings.push_ca_file is not None:
+        context.load_verify_locations(cafile=str(settings.push_ca_file))
+    return context
+
+
+async def _retrying(step: Any, what: str) -> Any:
+    """Run `step()` until PostgreSQL answers: exponential backoff with full jitter, capped."""
+    delay = 0.2
+    while True:
+        try:
+            return await step()
+        except (OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+                asyncpg.InterfaceError, TimeoutError) as err:
+            log.warning("notify: %s failed (%s); retrying in up to %.1fs", what,
+                        type(err).__name__, delay)
+            await asyncio.sleep(random.uniform(0, delay))
+            delay = min(delay * 2, RETRY_CAP_S)
+
+
+def register(app: faust.App, settings: Settings, dead: DeadLetterSink,
+             counters: Counters) -> Notifier:
+    """Declare the notify agent and its service on `app`."""
+    notifier = Notifier(settings, counters)
+    app.add_dependency(notifier)
+    decided = app.topic(TIPS_DECIDED.name, key_type=bytes, value_type=bytes,
+                        key_serializer="raw", value_serializer="raw",
+                        partitions=settings.topic_partitions)
+
+    @app.agent(decided, name="oo.agents.notify")
+    async def notify_agent(stream: faust.StreamT[Any]) -> None:
+        async for event in stream.events():
+            message = event.message
+            try:
+                record = decode_event(TIPS_DECIDED, message.key, message.value)
+            except InvalidRecord as err:
+                await dead.put(message, err.reason)
+                continue
+            await notifier.deliver(record)  # type: ignore[arg-type]
+
+    return notifier
