@@ -25,8 +25,12 @@ Log = Callable[[str], None]
 READY_TIMEOUT = 120.0
 
 
-DEMO = ["simulate", "--users", "1", "--days", "7", "--speed", "60", "--prefix", "demo",
-        "--seed", "7"]
+DEMO_NAME = "oO demo"  # users.display_name of demo people, so the next run can remove them
+
+
+def _demo_args(prefix: str) -> list[str]:
+    return ["simulate", "--users", "1", "--days", "7", "--speed", "60", "--prefix", prefix,
+            "--seed", "7", "--time-zone", _local_zone()]
 
 
 @dataclass
@@ -56,16 +60,22 @@ def run_dev(settings: Settings, *, keep_infra: bool, demo: bool, log: Log) -> in
     status = 0
     try:
         started = infra_up(settings, log)
-        children.append(_spawn("worker", log))
-        children.append(_spawn("web", log))
+        env = os.environ.copy()
+        # A new demo person each run: the last one's simulated week ran ahead of the clock.
+        prefix = f"demo-{int(time.time())}"
+        if demo:
+            push, env_extra = _start_push_service(settings, prefix, log)
+            children.append(push)
+            env.update(env_extra)
+        children.append(_spawn("worker", log, env=env))
+        children.append(_spawn("web", log, env=env))
         _wait_ready(settings, children, log)
         log(f"ready: open {settings.web_url}  (worker health on "
             f"http://127.0.0.1:{settings.worker_web_port}/ready) — Ctrl-C stops everything")
         if demo:
-            children.append(_spawn("demo", log, [*DEMO, "--time-zone", _local_zone()],
-                                   may_finish=True))
+            children.append(_spawn("demo", log, _demo_args(prefix), may_finish=True))
             log("demo: a simulated person's week at 60x speed; decisions appear as "
-                "'decided … for …' lines")
+                "'decided … for …' lines, and their pushes as 'push …: 201 …' lines")
         status = _watch(children, log)
     except _Stop:
         log("stopping…")
@@ -87,13 +97,74 @@ def run_dev(settings: Settings, *, keep_infra: bool, demo: bool, log: Log) -> in
     return status
 
 
-def _spawn(name: str, log: Log, args: list[str] | None = None, may_finish: bool = False) -> Child:
+def _spawn(name: str, log: Log, args: list[str] | None = None, may_finish: bool = False,
+           env: dict[str, str] | None = None, module: str = "oo") -> Child:
     process = subprocess.Popen(
-        [sys.executable, "-m", "oo", *(args or [name])], start_new_session=True,
-        env=os.environ.copy(),
+        [sys.executable, "-m", module, *(args or [name])], start_new_session=True,
+        env=env or os.environ.copy(),
     )
     log(f"{name} started (pid {process.pid})")
     return Child(name, process, may_finish)
+
+
+def _start_push_service(settings: Settings, prefix: str,
+                        log: Log) -> tuple[Child, dict[str, str]]:
+    """The local push service, with the demo person subscribed to it.
+
+    Returns the child and the environment the worker needs to push to it
+    (trust its test CA, allow its address).
+    """
+    from oo.pushservice.client import ControlClient
+
+    ca_dir = settings.state_dir / "pushservice"
+    port = settings.dev_push_port
+    child = _spawn("push service", log, ["--port", str(port), "--ca-dir", str(ca_dir)],
+                   module="oo.pushservice")
+    client = ControlClient(f"https://127.0.0.1:{port}", ca_dir / "ca.pem")
+    try:
+        client.wait_ready()
+    except Exception as err:  # reported as a start-up failure, the rest is stopped
+        _stop_child(child, log)
+        raise InfraError(f"the local push service did not start on port {port}: {err}") from err
+    _subscribe_demo_person(settings, client, prefix, log)
+    return child, {"OO_PUSH_CA_FILE": str(ca_dir / "ca.pem"),
+                   "OO_PUSH_EXTRA_HOSTS": f"127.0.0.1:{port}"}
+
+
+def _subscribe_demo_person(settings: Settings, client: object, prefix: str, log: Log) -> None:
+    """Give the demo person an account and one device subscribed to the local push service.
+
+    Earlier demo people are deleted (with their tips and subscriptions).
+    """
+    import asyncio
+
+    import asyncpg
+
+    from oo.simulator import person_id
+    from oo.vapid import generate_keys, load_vapid
+
+    if not settings.vapid_private_key.exists():
+        generate_keys(settings.vapid_private_key)
+    subscription = client.subscribe(load_vapid(settings.vapid_private_key).public_key)  # type: ignore[attr-defined]
+    user_id = person_id(prefix, 0)
+
+    async def seed() -> None:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            async with conn.transaction():
+                await conn.execute("DELETE FROM users WHERE display_name = $1", DEMO_NAME)
+                await conn.execute("INSERT INTO users (id, display_name) VALUES ($1, $2)",
+                                   user_id, DEMO_NAME)
+                await conn.execute(
+                    "INSERT INTO push_subscriptions (user_id, endpoint, p256dh, auth, user_agent) "
+                    "VALUES ($1, $2, $3, $4, 'oo dev demo device')", user_id,
+                    subscription["endpoint"], subscription["keys"]["p256dh"],
+                    subscription["keys"]["auth"])
+        finally:
+            await conn.close()
+
+    asyncio.run(seed())
+    log(f"demo person {user_id} subscribed to the local push service")
 
 
 def _local_zone() -> str:

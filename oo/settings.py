@@ -26,6 +26,7 @@ exits 2 (no traceback).
 | OO_VAPID_PRIVATE_KEY | <OO_STATE_DIR>/vapid/private_key.pem | VAPID private key (PEM, mode 0600; `oo vapid generate`) |
 | OO_VAPID_SUBJECT | mailto:oo@localhost (dev, test); required in production | VAPID `sub`: mailto: or https: contact |
 | OO_PUSH_CA_FILE | (none) | an extra CA the notifier trusts (dev and test only: the local push service) |
+| OO_DEV_PUSH_PORT | 18443 | port of the local push service `oo dev` starts (HTTPS, its own test CA) |
 | OO_PUSH_EXTRA_HOSTS | (none) | comma-separated host[:port] push services allowed beside the defaults (dev and test) |
 """
 
@@ -44,7 +45,7 @@ VARIABLES = (
     "OO_WORKER_WEB_PORT", "OO_TOPIC_PARTITIONS", "OO_TOPIC_REPLICATION", "OO_TABLE_STORE",
     "OO_APP_ID", "OO_STATE_DIR", "OO_CACHE_DIR", "OO_KAFKA_VERSION", "OO_LOG_LEVEL",
     "OO_POLICY", "OO_SHADOW_POLICIES", "OO_VAPID_PRIVATE_KEY", "OO_VAPID_SUBJECT",
-    "OO_PUSH_CA_FILE", "OO_PUSH_EXTRA_HOSTS",
+    "OO_PUSH_CA_FILE", "OO_PUSH_EXTRA_HOSTS", "OO_DEV_PUSH_PORT",
 )
 LOG_LEVELS = ("debug", "info", "warning", "error")
 TABLE_STORES = ("rocksdb://", "memory://")
@@ -87,6 +88,7 @@ class Settings:
     vapid_subject: str
     push_ca_file: Path | None
     push_extra_hosts: tuple[str, ...]
+    dev_push_port: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -117,6 +119,7 @@ class Settings:
             vapid_subject=reader.vapid_subject("OO_VAPID_SUBJECT", mode),
             push_ca_file=reader.optional_path("OO_PUSH_CA_FILE"),
             push_extra_hosts=reader.host_list("OO_PUSH_EXTRA_HOSTS"),
+            dev_push_port=reader.port("OO_DEV_PUSH_PORT", 18443),
         )
         if mode == "production" and (settings.push_ca_file or settings.push_extra_hosts):
             raise SettingsError("OO_PUSH_CA_FILE and OO_PUSH_EXTRA_HOSTS are for dev and test "

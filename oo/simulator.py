@@ -63,7 +63,7 @@ class Person:
         picked = rng.sample(HABITS, k=rng.randint(1, 3))
         zone = rng.choice(TIME_ZONES)  # drawn even when overridden, so seeds stay comparable
         return cls(
-            user_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"oo:{prefix}:{index}")),
+            user_id=person_id(prefix, index),
             zone=ZoneInfo(time_zone or zone),
             wake_minute=rng.randint(6 * 60, 8 * 60 + 30),
             sleep_minute=rng.randint(22 * 60, 23 * 60 + 30),
@@ -72,6 +72,11 @@ class Person:
             mood_base=rng.uniform(-0.5, 1.0),
             app_opens=rng.randint(2, 6),
         )
+
+
+def person_id(prefix: str, index: int) -> str:
+    """The user id of simulated person `index` in namespace `prefix` (a stable UUID)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"oo:{prefix}:{index}"))
 
 
 def simulate_people(n: int, start: datetime, days: int, seed: int = 1,
@@ -89,6 +94,7 @@ def simulate_people(n: int, start: datetime, days: int, seed: int = 1,
 
 def _person_events(person: Person, start: datetime, days: int, seed: int) -> Iterator[tuple[str, Event]]:
     rng = random.Random(f"{seed}:{person.user_id}")
+    run = int(start.timestamp())
     events: list[tuple[str, Event]] = []
     counter = 0
 
@@ -97,7 +103,8 @@ def _person_events(person: Person, start: datetime, days: int, seed: int) -> Ite
         counter += 1
         if at < start:
             return
-        record = cls(event_id=f"{person.user_id}-{counter}", user_id=person.user_id,
+        # Unique per run (the start), the same for the same call (a replay is a duplicate).
+        record = cls(event_id=f"{person.user_id}-{run}-{counter}", user_id=person.user_id,
                      occurred_at=at.astimezone(UTC), source=SOURCE, **fields)
         events.append((SIGNALS[domain].name, record))
 
@@ -108,6 +115,9 @@ def _person_events(person: Person, start: datetime, days: int, seed: int) -> Ite
     for habit_id, name, minute in person.habits:
         emit("habits", HabitLogged, start, change="defined", habit_id=habit_id, name=name,
              usual_minute=minute)
+    # Having just joined, the person looks at the app.
+    emit("context", ContextObserved, start + timedelta(minutes=1), kind="app_opened",
+         device="phone")
     open_tasks: list[str] = []
     for offset in range(days):
         day = first_day + timedelta(days=offset)

@@ -219,8 +219,10 @@ class PushService:
             return self._refuse(subscription_id, now, refused)
         message = self.state.accept(subscription, payload, headers, identity, now=now)
         self._record(Attempt(subscription_id, now, 201, "accepted", message.id))
-        log.info("push %s: 201 %d bytes ttl=%d urgency=%s topic=%s %s", subscription_id[:8],
-                 len(payload), headers.ttl, headers.urgency, headers.topic, message.status)
+        # A local test peer: showing the decrypted payload is the point (oo dev prints it).
+        log.info("push %s: 201 %d bytes ttl=%d urgency=%s topic=%s %s: %s", subscription_id[:8],
+                 len(payload), headers.ttl, headers.urgency, headers.topic, message.status,
+                 (message.text or "<binary>")[:200])
         await self._notify()
         return web.Response(status=201, headers={
             "Location": f"{self.base_url}/message/{message.id}", "TTL": str(headers.ttl)})

@@ -26,6 +26,7 @@ DEV_ENV = {
     "OO_WEB_PORT": "28180",
     "OO_WORKER_WEB_PORT": "26166",
     "OO_TABLE_STORE": "rocksdb://",  # the default of `make dev`
+    "OO_DEV_PUSH_PORT": "28643",
 }
 
 
@@ -48,7 +49,7 @@ def test_dev_runs_the_stack_and_ctrl_c_stops_all_of_it():
         assert status == 200
         assert http_get("http://127.0.0.1:26166/ready")[0] == 200
         pids = [int(p) for p in re.findall(r"started \(pid (\d+)\)", output)]
-        assert len(pids) == 3  # worker, web, and the demo simulation
+        assert len(pids) == 4  # push service, worker, web, and the demo simulation
         pids += _infra_pids(Path(DEV_ENV["OO_STATE_DIR"]))
 
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
@@ -59,7 +60,7 @@ def test_dev_runs_the_stack_and_ctrl_c_stops_all_of_it():
     while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not [p for p in pids if pid_alive(p)], "processes left behind"
-    for port in (29192, 25532, 28180, 26166):
+    for port in (29192, 25532, 28180, 26166, 28643):
         assert not port_open("127.0.0.1", port), f"port {port} still open"
 
 
