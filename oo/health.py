@@ -53,9 +53,21 @@ async def check_postgres(dsn: str, timeout: float = CHECK_TIMEOUT) -> Check:
         return Check("postgres", False, f"unreachable: {type(err).__name__}")
 
 
-async def readiness(bootstrap_servers: str, dsn: str) -> tuple[bool, dict[str, object]]:
-    """Run both checks concurrently; (all ok, JSON body)."""
-    kafka, postgres = await asyncio.gather(check_kafka(bootstrap_servers), check_postgres(dsn))
+async def check_pool(pool: asyncpg.Pool, timeout: float = CHECK_TIMEOUT) -> Check:
+    """PostgreSQL is ready when a pooled connection answers `SELECT 1`."""
+    try:
+        async with asyncio.timeout(timeout):
+            await pool.fetchval("SELECT 1")
+        return Check("postgres", True, "ok")
+    except Exception as err:  # noqa: BLE001 — any failure means "not ready"
+        return Check("postgres", False, f"unreachable: {type(err).__name__}")
+
+
+async def readiness(bootstrap_servers: str, dsn: str,
+                    pool: asyncpg.Pool | None = None) -> tuple[bool, dict[str, object]]:
+    """Run both checks concurrently (through `pool` when given); (all ok, JSON body)."""
+    postgres_check = check_pool(pool) if pool is not None else check_postgres(dsn)
+    kafka, postgres = await asyncio.gather(check_kafka(bootstrap_servers), postgres_check)
     body = {c.name: c.as_dict() for c in (kafka, postgres)}
     ok = kafka.ok and postgres.ok
     return ok, {"status": "ready" if ok else "not ready", "checks": body}

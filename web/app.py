@@ -47,7 +47,8 @@ async def health(request: web.Request) -> web.Response:
 async def ready(request: web.Request) -> web.Response:
     """Kafka and PostgreSQL are reachable."""
     settings = request.app[SETTINGS]
-    ok, body = await readiness(settings.kafka_bootstrap_servers, settings.database_url)
+    ok, body = await readiness(settings.kafka_bootstrap_servers, settings.database_url,
+                               request.app[DB])
     return web.json_response(body, status=200 if ok else 503)
 
 
