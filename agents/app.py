@@ -33,6 +33,10 @@ def create_app(settings: Settings) -> faust.App:
         autodiscover=False,
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
+        # How soon the group notices a worker that died without leaving: its
+        # partitions (and their users' timers) wait this long for a new owner.
+        broker_session_timeout=10.0 if settings.env != "production" else 30.0,
+        broker_heartbeat_interval=2.0 if settings.env != "production" else 3.0,
     )
     counters = Counters()
     dead = deadletters.DeadLetterSink(app, counters)

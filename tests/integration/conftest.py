@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import uuid
 from pathlib import Path
 
@@ -32,8 +33,8 @@ class Worker:
         self.process = oo_process(["worker"], env, self.log)
         wait_http(f"{self.base}/ready", process=self.process, log=self.log)
 
-    def stop(self) -> int:
-        return stop_process(self.process) if self.process else 0
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        return stop_process(self.process, sig) if self.process else 0
 
     def metric(self, name: str) -> int:
         """Sum of a counter over all its labels, read from /metrics."""

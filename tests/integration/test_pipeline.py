@@ -38,18 +38,23 @@ async def wait_for(check, timeout: float = 90.0, what: str = "condition") -> Non
         await asyncio.sleep(0.5)
 
 
-async def decisions_for(kafka: str, keys: set[bytes], settle: float = 3.0) -> list[TipDecided]:
-    """Every decision for `keys` on oo.tips.decided, once no new one arrived for `settle` s."""
+async def decisions_for(kafka: str, keys: set[bytes], settle: float = 3.0,
+                        triggers: set[str] | None = None) -> list[TipDecided]:
+    """Every decision for `keys` on oo.tips.decided, once no new one arrived for `settle` s
+    (and, given `triggers`, once each of them has its decision)."""
     seen: list = []
     last_change = [time.monotonic(), 0]
 
     def stable(kept: list) -> bool:
         if len(kept) != last_change[1]:
             last_change[:] = [time.monotonic(), len(kept)]
+        if triggers is not None and not triggers <= {
+                decode(TipDecided, r.value).triggered_by for r in kept}:
+            return False
         return time.monotonic() - last_change[0] > settle
 
     seen = await consume_until(kafka, TIPS_DECIDED.name, stable, keep=lambda r: r.key in keys,
-                               timeout=60)
+                               timeout=120)
     return [decode(TipDecided, r.value) for r in seen]
 
 
@@ -159,3 +164,36 @@ async def test_deletion_leaves_nothing_but_a_marker_and_late_signals_are_dropped
     timers = await read_to_end(kafka, f"{worker.app_id}-timers-changelog",
                                keep=lambda r: r.key == key)
     assert not timers or timers[-1].value is None, "the timers table still holds the person"
+
+
+async def test_a_worker_killed_mid_stream_never_gives_two_tips_for_one_moment(kafka, worker):
+    import signal as signals
+
+    people = [str(uuid.uuid4()) for _ in range(300)]
+    now = datetime.now(UTC)
+    minute = now.hour * 60 + now.minute
+    lifecycle, opened = [], []
+    for n, user in enumerate(people):
+        key = user.encode()
+        lifecycle.append((key, encode(LifecycleChanged(
+            event_id=f"{user}-l", user_id=user, occurred_at=now, source="test",
+            change="user_created", time_zone="UTC", quiet_start_minute=(minute + 600) % 1440,
+            quiet_end_minute=(minute + 660) % 1440, daily_budget=5))))
+        opened.append((key, encode(ContextObserved(
+            event_id=f"{user}-o", user_id=user, occurred_at=now + timedelta(seconds=n % 50),
+            source="test", kind="app_opened"))))
+    await produce(kafka, SIGNALS["lifecycle"].name, lifecycle)
+    await wait_for(lambda: worker.metric("oo_signals_folded_total") >= len(people),
+                   what="the accounts to be folded")
+    await produce(kafka, SIGNALS["context"].name, opened)
+    await asyncio.sleep(0.3)
+    worker.stop(signals.SIGKILL)   # mid-stream: effects may be out, offsets not committed
+    worker.start()                 # recovers the tables, re-reads what was not committed
+    keys = {u.encode() for u in people}
+    decided = await decisions_for(kafka, keys, settle=5.0, triggers={f"{u}-o" for u in people})
+
+    by_trigger: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for decision in decided:
+        by_trigger[decision.triggered_by].add((decision.decision_id, decision.tip.id))
+    assert {t for t in by_trigger} == {f"{u}-o" for u in people}, "a moment got no tip"
+    assert all(len(picks) == 1 for picks in by_trigger.values()), "two different tips for one moment"
