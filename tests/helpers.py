@@ -148,3 +148,4 @@ async def read_to_end(bootstrap: str, topic: str, keep: Callable[[object], bool]
         return kept
     finally:
         await consumer.stop()
+
