@@ -14,9 +14,9 @@ from oo.settings import Settings
 
 def create_app(settings: Settings) -> faust.App:
     """Build the Faust app for `settings` with every agent registered."""
-    # One folder per worker (by web port) so several workers on one host never
-    # share a RocksDB store.
-    datadir = settings.state_dir / "faust" / f"worker-{settings.worker_web_port}"
+    # One folder per app id and worker (by web port): Faust names table stores by
+    # table only, so two apps or two workers on one host must never share a folder.
+    datadir = settings.state_dir / "faust" / f"{settings.app_id}-worker-{settings.worker_web_port}"
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
@@ -32,6 +32,7 @@ def create_app(settings: Settings) -> faust.App:
         web_host="127.0.0.1",
         autodiscover=False,
         producer_acks=-1,
+        producer_linger_ms=5,
         consumer_auto_offset_reset="earliest",
         # How soon the group notices a worker that died without leaving: its
         # partitions (and their users' timers) wait this long for a new owner.
