@@ -38,6 +38,18 @@ def deletion(features: UserFeatures, at: float) -> GuardResult:
     return GuardResult("deletion", True, "no deletion requested")
 
 
+def profile(features: UserFeatures, at: float) -> GuardResult:
+    """Blocks until the person's preferences are known (their account's lifecycle event).
+
+    Topics are read independently, so a person's first signals can arrive before
+    the event that tells their time zone and quiet hours: without it, quiet hours
+    would be read on UTC and a tip could wake someone at night.
+    """
+    if features.prefs.changed_at is None:
+        return GuardResult("profile", False, "the person's time zone and quiet hours are not known yet")
+    return GuardResult("profile", True, f"preferences known ({features.prefs.time_zone})")
+
+
 def quiet_hours(features: UserFeatures, at: float) -> GuardResult:
     """Blocks inside the person's quiet hours, read on their local wall clock (DST-safe)."""
     p = features.prefs
@@ -96,9 +108,9 @@ def tip_showing(features: UserFeatures, at: float) -> GuardResult:
 
 
 # Order matters only for which failure is reported first: the most absolute first.
-GUARDS: tuple[Guard, ...] = (deletion, quiet_hours, daily_budget, spacing, fatigue, busy,
+GUARDS: tuple[Guard, ...] = (deletion, profile, quiet_hours, daily_budget, spacing, fatigue, busy,
                              tip_showing)
-GUARD_NAMES = ("deletion", "quiet_hours", "daily_budget", "spacing", "fatigue", "busy",
+GUARD_NAMES = ("deletion", "profile", "quiet_hours", "daily_budget", "spacing", "fatigue", "busy",
                "tip_showing")
 
 

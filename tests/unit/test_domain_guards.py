@@ -24,6 +24,8 @@ def utc(*args: int) -> float:
 
 
 def person(tz: str = "UTC", **prefs) -> UserFeatures:
+    """A person whose account event (time zone, quiet hours) has been folded."""
+    prefs.setdefault("changed_at", int(utc(2026, 1, 1)))
     return replace(UserFeatures(user_id="u"), prefs=Preferences(time_zone=tz, **prefs))
 
 
@@ -34,6 +36,15 @@ def test_every_guard_is_listed_under_its_own_name():
 
 def test_a_fresh_person_at_noon_passes_every_guard():
     assert all(r.passed for r in check_all(person(), utc(2026, 5, 4, 12)))
+
+
+def test_no_tip_before_the_persons_time_zone_and_quiet_hours_are_known():
+    # Their first app opening can be read before their account event (another topic).
+    unknown = UserFeatures(user_id="u")
+    verdict = guards.profile(unknown, utc(2026, 5, 4, 12))
+    assert not verdict.passed and "not known" in verdict.reason
+    assert not all(r.passed for r in check_all(unknown, utc(2026, 5, 4, 12)))
+    assert guards.profile(person("Australia/Sydney"), utc(2026, 5, 4, 12)).passed
 
 
 # --- quiet hours ----------------------------------------------------------------

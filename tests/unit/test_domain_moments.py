@@ -257,6 +257,8 @@ def violating(guard: str) -> UserFeatures:
     at = NOW
     if guard == "deletion":
         return replace(base, deletion_requested=True)
+    if guard == "profile":
+        return replace(base, prefs=base.prefs._replace(changed_at=None))
     if guard == "quiet_hours":
         return replace(base, prefs=base.prefs._replace(quiet_start_minute=11 * 60,
                                                        quiet_end_minute=13 * 60))
@@ -288,9 +290,13 @@ def test_each_guard_alone_blocks_a_moment_and_says_so(guard):
     assert verdict.why.startswith(f"morning_start blocked by {guard}:")
 
 
+def state_changed_at() -> int:
+    return int((NOW - timedelta(days=9)).timestamp())
+
+
 def test_every_failing_guard_is_reported_and_the_first_one_blocks():
     state = replace(violating("quiet_hours"), prefs=Preferences(
-        "Europe/Paris", 11 * 60, 13 * 60, 0))
+        "Europe/Paris", 11 * 60, 13 * 60, 0, changed_at=state_changed_at()))
     verdict = detect(state, timer("morning_start"), NOW)
     assert [c.name for c in verdict.checks if not c.passed] == ["quiet_hours", "daily_budget"]
     assert verdict.blocked_by.name == "quiet_hours"
