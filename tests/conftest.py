@@ -8,6 +8,7 @@ also stops. Override with OO_TEST_KAFKA_BOOTSTRAP / OO_TEST_DATABASE_URL.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import getpass
 import os
 from collections.abc import Iterator
@@ -48,8 +49,14 @@ def settings() -> Settings:
 
 @pytest.fixture(scope="session")
 def kafka(settings: Settings) -> Iterator[str]:
-    """Bootstrap servers of a running local Kafka broker."""
+    """Bootstrap servers of a running local Kafka broker.
+
+    A broker this session starts begins empty: fresh consumer groups in tests
+    read from the earliest offset, so old runs' messages would only slow them.
+    """
     broker = LocalKafka.from_settings(settings)
+    if not broker.status().running:
+        shutil.rmtree(settings.state_dir / "kafka" / "data", ignore_errors=True)
     started = broker.up()
     yield settings.kafka_bootstrap_servers
     if started:
