@@ -38,6 +38,15 @@ def create_app(settings: Settings) -> faust.App:
         # partitions (and their users' timers) wait this long for a new owner.
         broker_session_timeout=10.0 if settings.env != "production" else 30.0,
         broker_heartbeat_interval=2.0 if settings.env != "production" else 3.0,
+        # Throughput knobs measured with `make bench` (docs/benchmarks.md, "Faust knobs"):
+        # at most 500 records per poll handed to the agents (not everything prefetched),
+        # a commit every 10 s rather than 2.8 s (each commit waits for the producer to
+        # flush), and 1 MiB producer batches rather than 16 KiB (a full batch blocks the
+        # changelog writes until the broker acks it). Still at least once, acks=-1.
+        broker_max_poll_records=500,
+        broker_commit_interval=10.0,
+        broker_commit_every=100_000,
+        producer_max_batch_size=1024 * 1024,
     )
     counters = Counters()
     dead = deadletters.DeadLetterSink(app, counters)

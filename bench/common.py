@@ -136,6 +136,7 @@ class WorkerProcess:
     settings: Settings
     log_dir: Path
     faust_overrides: dict[str, object] = field(default_factory=dict)
+    module: str = "oo"  # `python -m oo worker`; "bench.floor" for the Faust floor
     app_id: str = field(default_factory=lambda: f"oo-bench-{uuid.uuid4().hex[:8]}")
     process: subprocess.Popen[bytes] | None = None
 
@@ -156,11 +157,13 @@ class WorkerProcess:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         env = bench_environ(OO_APP_ID=self.app_id)
         if self.faust_overrides:
-            # Same code path as `oo worker`, with Faust settings overridden (bench/worker.py).
+            # Same code path, with Faust settings overridden (bench/worker.py).
             env["OO_BENCH_FAUST"] = json.dumps(self.faust_overrides)
-            command = [sys.executable, "-m", "bench.worker"]
-        else:
+            command = [sys.executable, "-m", "bench.worker", self.module]
+        elif self.module == "oo":
             command = [sys.executable, "-m", "oo", "worker"]
+        else:
+            command = [sys.executable, "-m", self.module]
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out,
                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -206,13 +209,11 @@ class WorkerProcess:
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
-    def data_dirs(self) -> list[Path]:
-        datadir = self.settings.state_dir / "faust" / f"worker-{self.settings.worker_web_port}"
-        return [p for p in datadir.glob(f"{self.app_id}*")] if datadir.is_dir() else []
-
     def cleanup(self) -> None:
-        """Remove this app id's RocksDB folders (its changelog topics go with the topic reset)."""
-        for path in self.data_dirs():
+        """Remove the worker's RocksDB folders (its changelog topics go with the topic reset)."""
+        faust_dir = self.settings.state_dir / "faust"
+        port = self.settings.worker_web_port
+        for path in (faust_dir / f"{self.app_id}-worker-{port}", faust_dir / f"worker-{port}"):
             shutil.rmtree(path, ignore_errors=True)
 
 
@@ -236,6 +237,10 @@ def local_infra(settings: Settings, keep: bool, log: Callable[[str], None] = say
             started.append(kafka)
         if postgres.up():
             started.append(postgres)
+        from oo.migrate import migrate
+
+        # The notify agent records every decision in PostgreSQL: the schema must be there.
+        asyncio.run(migrate(settings.database_url, log=lambda _: None))
         pid_text = kafka.pid_file.read_text().split() if kafka.pid_file.exists() else []
         yield int(pid_text[0]) if pid_text else None
     finally:
@@ -282,14 +287,14 @@ async def reset_topics(bootstrap: str, partitions: int, *, only: Sequence[str] |
                                 log=lambda _: None)
             await _wait_topics(bootstrap, [s.name for s in specs], partitions)
             return
-        except Exception:  # noqa: BLE001 — a deletion still settling: retry a while
+        except Exception:  # a deletion still settling: retry a while
             if attempt == 49:
                 raise
             await asyncio.sleep(0.3)
 
 
 async def _wait_topics(bootstrap: str, names: Sequence[str], partitions: int) -> None:
-    from aiokafka import AIOKafkaConsumer
+    from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
@@ -297,7 +302,9 @@ async def _wait_topics(bootstrap: str, names: Sequence[str], partitions: int) ->
         deadline = time.monotonic() + 10
         while True:
             meta = await consumer._client.fetch_all_metadata()
-            if all(len(meta.partitions_for_topic(n) or ()) == partitions for n in names):
+            if all(len(meta.partitions_for_topic(n) or ()) == partitions
+                   and all((meta.leader_for_partition(TopicPartition(n, p)) or -1) >= 0
+                           for p in range(partitions)) for n in names):
                 return
             if time.monotonic() > deadline:
                 raise BenchError(f"topics {list(names)} did not appear")

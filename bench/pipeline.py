@@ -7,14 +7,18 @@ In one run, side by side, against the real local broker:
    RocksDB get+put), in this process on the same simulated signals;
 2. **raw** — one plain `AIOKafkaConsumer` (no group) reading every signal
    from the signal topics: the ceiling for any consumer in Python;
-3. **engine** — `oo worker` (fresh app id: new group, empty RocksDB tables)
+3. **Faust floor** — `bench.floor`: a worker with the same Faust settings
+   doing one table update per signal and nothing else (the best any agent
+   with one table update per signal can do in one process);
+4. **engine** — `oo worker` (fresh app id: new group, empty RocksDB tables)
    catching up on the same signals: the rate of `oo_signals_folded_total`
    between 10 % and 90 % of them, and the worker's and the broker's CPU per signal;
-4. **latency** — an open-loop constant rate of app openings that each make
+5. **latency** — an open-loop constant rate of app openings that each make
    a decision, sent with `oo-sent-ns` in the headers; the decision inherits
    the header, and a consumer of oo.tips.decided takes receive time − sent time.
 
-Raw and engine alternate K times; the figures are medians and ratios.
+Each of the K runs starts from fresh topics and a freshly produced backlog;
+the figures are medians and ratios (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -126,13 +130,20 @@ def window(samples: Sequence[tuple[float, ...]], total: int, low: float = 0.1,
 # --- 1. raw ceiling ----------------------------------------------------------------------
 
 
-async def raw_consume(bootstrap: str, total: int) -> dict[str, float]:
-    """One AIOKafkaConsumer (no group) reading the signal topics from the start."""
+async def raw_consume(bootstrap: str, total: int, broker_pid: int | None,
+                      min_messages: int = 600_000) -> dict[str, float]:
+    """One AIOKafkaConsumer (no group) reading the signal topics from the start.
+
+    The topics are read again from the start until at least `min_messages` were
+    read, so the 10-90 % window lasts long enough to time on a noisy machine.
+    """
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 auto_offset_reset="earliest", group_id=None)
     await consumer.start()
+    passes = max(1, math.ceil(min_messages / total))
+    goal = passes * total
     try:
         meta = await consumer._client.fetch_all_metadata()
         parts = [TopicPartition(t, p) for t in SIGNAL_TOPICS
@@ -140,29 +151,37 @@ async def raw_consume(bootstrap: str, total: int) -> dict[str, float]:
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         count = 0
-        samples = [(time.monotonic(), 0, time.process_time())]
+        def broker() -> float:
+            return process_cpu(broker_pid) if broker_pid else 0.0
+
+        samples = [(time.monotonic(), 0, time.process_time(), broker())]
         deadline = time.monotonic() + 300
-        while count < total:
-            batch = await consumer.getmany(timeout_ms=1000)
+        while count < goal:
+            # Small batches only make the samples fine enough for a 10-90 % window;
+            # the fetcher prefetches in the background either way.
+            batch = await consumer.getmany(timeout_ms=1000, max_records=500)
             for records in batch.values():
                 count += len(records)
-            samples.append((time.monotonic(), count, time.process_time()))
+            samples.append((time.monotonic(), count, time.process_time(), broker()))
+            if count and count % total == 0 and count < goal:
+                await consumer.seek_to_beginning(*parts)  # next pass
             if time.monotonic() > deadline:
-                raise BenchError(f"raw consumer read only {count} of {total} signals in 300s")
+                raise BenchError(f"raw consumer read only {count} of {goal} signals in 300s")
     finally:
         await consumer.stop()
-    first, last = window(samples, total)
+    first, last = window(samples, goal)
     messages = last[1] - first[1]
     return {"rate": messages / (last[0] - first[0]),
             "cpu_us": (last[2] - first[2]) / messages * 1e6,
-            "seconds": samples[-1][0] - samples[0][0]}
+            "broker_cpu_us": (last[3] - first[3]) / messages * 1e6,
+            "seconds": samples[-1][0] - samples[0][0], "passes": passes}
 
 
 # --- 2. the engine -----------------------------------------------------------------------
 
 
 def engine_catch_up(worker: WorkerProcess, total: int, broker_pid: int | None,
-                    poll: float = 0.1) -> dict[str, float]:
+                    poll: float = 0.1, quiet: bool = False) -> dict[str, float]:
     """Start the worker on the backlog and sample its folded counter and CPU until done."""
     started = time.monotonic()
     worker.start()
@@ -182,7 +201,7 @@ def engine_catch_up(worker: WorkerProcess, total: int, broker_pid: int | None,
         elif now - last_progress > 90:
             raise BenchError(f"the worker made no progress for 90s at {folded:,} of {total:,} "
                              f"signals; log {worker.log}")
-        if now - last_note > 10:
+        if now - last_note > 10 and not quiet:
             last_note = now
             say(f"  engine: {folded:,} of {total:,} signals folded")
         worker.check_alive()
@@ -219,11 +238,11 @@ def _lifecycle(user_id: str, now: datetime) -> bytes:
         quiet_end_minute=(minute + 660) % 1440, daily_budget=24))
 
 
-def _app_opened(user_id: str, at: datetime) -> bytes:
+def _app_opened(user_id: str, tag: str, at: datetime) -> bytes:
     from topics.codec import encode
     from topics.records import ContextObserved
 
-    return encode(ContextObserved(event_id=f"{user_id}-open", user_id=user_id, occurred_at=at,
+    return encode(ContextObserved(event_id=f"{user_id}-open-{tag}", user_id=user_id, occurred_at=at,
                                   source="bench", kind="app_opened", device="phone"))
 
 
@@ -239,88 +258,113 @@ async def _wait_folded(worker: WorkerProcess, target: int, timeout: float) -> No
         await asyncio.sleep(0.1)
 
 
-async def latency(bootstrap: str, worker: WorkerProcess, rate: float, duration: float,
-                  already_folded: int) -> dict[str, float]:
-    """Open-loop app openings at `rate`/s for `duration` s; signal → decision latencies."""
+async def latency(bootstrap: str, worker: WorkerProcess, rates: Sequence[float],
+                  duration: float, already_folded: int, drain: float = 20.0) -> list[dict[str, float]]:
+    """Open-loop app openings at each of `rates`/s for `duration` s: signal → decision latencies.
+
+    Each app opening is sent at its planned time whatever happened to the ones
+    before (open loop: a slow worker cannot slow the load down and hide its own
+    queueing). A decision that has not arrived `drain` s after the last send
+    counts as infinitely late.
+    """
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-    context, lifecycle = SIGNALS["context"].name, SIGNALS["lifecycle"].name
-    tag = uuid.uuid4().hex[:8]
-    users = [f"bench-lat-{tag}-{i}" for i in range(max(1, int(rate * duration)))]
+    lifecycle = SIGNALS["lifecycle"].name
+    # UUIDs, like real accounts: the notify agent looks each decision's person up.
+    people = [[str(uuid.uuid4()) for _ in range(max(1, int(rate * duration)))] for rate in rates]
+    everyone = [u for group in people for u in group]
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 group_id=None, fetch_max_wait_ms=100)
     await producer.start()
     await consumer.start()
     try:
-        # The people first (a lifecycle signal each), folded before the clock starts.
+        # The people first (a lifecycle signal each), folded before any clock starts.
+        say(f"  latency: creating {len(everyone):,} people (a lifecycle signal each)")
         now = datetime.now(UTC)
         futures = [await producer.send(lifecycle, value=_lifecycle(u, now), key=u.encode())
-                   for u in users]
+                   for u in everyone]
         await asyncio.gather(*futures)
-        await _wait_folded(worker, already_folded + len(users), timeout=120)
+        await _wait_folded(worker, already_folded + len(everyone), timeout=300)
         await asyncio.sleep(2)  # the timers their creation planned are consumed too
-
         meta = await consumer._client.fetch_all_metadata()
         parts = [TopicPartition(TIPS_DECIDED.name, p)
                  for p in sorted(meta.partitions_for_topic(TIPS_DECIDED.name) or ())]
         consumer.assign(parts)
-        await consumer.seek_to_end(*parts)
-        for tp in parts:
-            await consumer.position(tp)
-
-        # Values are built before the clock starts; occurred_at is each one's planned send time.
-        begin = time.monotonic() + 0.5
-        wall = datetime.now(UTC) + timedelta(seconds=0.5)
-        values = [_app_opened(u, wall + timedelta(seconds=i / rate)) for i, u in enumerate(users)]
-        marker = tag.encode()
-        latencies: list[float] = []
-        done = asyncio.Event()
-
-        async def receive() -> None:
-            while len(latencies) < len(users):
-                batch = await consumer.getmany(timeout_ms=100)
-                arrived = time.time_ns()
-                for records in batch.values():
-                    for r in records:
-                        headers = dict(r.headers or ())
-                        if headers.get("oo-bench") == marker and "oo-sent-ns" in headers:
-                            latencies.append((arrived - int(headers["oo-sent-ns"])) / 1e6)
-            done.set()
-
-        receiver = asyncio.create_task(receive())
-        cpu0, t0 = worker.cpu(), time.monotonic()
-        lateness = 0.0
-        i = 0
-        while i < len(users):
-            now_m = time.monotonic()
-            due = min(len(users), int((now_m - begin) * rate) + 1) if now_m >= begin else 0
-            while i < due:
-                lateness = max(lateness, now_m - (begin + i / rate))
-                await producer.send(context, value=values[i], key=users[i].encode(), headers=[
-                    ("oo-sent-ns", str(time.time_ns()).encode()), ("oo-bench", marker)])
-                i += 1
-            await asyncio.sleep(max(0.0, begin + i / rate - time.monotonic()))
-        await producer.flush()
-        sent_s = time.monotonic() - begin
-        try:
-            await asyncio.wait_for(done.wait(), timeout=15)
-        except TimeoutError:
-            pass
-        receiver.cancel()
-        cpu = worker.cpu() - cpu0
-        elapsed = time.monotonic() - t0
+        out = []
+        for rate, users in zip(rates, people, strict=True):
+            out.append(await _open_loop(producer, consumer, parts, worker, rate, users, drain))
+            lat = out[-1]
+            say(f"  latency at {rate:,.0f}/s: p50 {_ms(lat['p50'])}, p99 {_ms(lat['p99'])}, "
+                f"max {_ms(lat['max'])}; {lat['received']:,} of {lat['sent']:,} decisions; "
+                f"worker {lat['worker_cores']:.2f} cores")
+        return out
     finally:
         await consumer.stop()
         await producer.stop()
-    if not latencies:
+
+
+async def _open_loop(producer: Any, consumer: Any, parts: list[Any], worker: WorkerProcess,
+                     rate: float, users: Sequence[str], drain: float) -> dict[str, float]:
+    context = SIGNALS["context"].name
+    tag = uuid.uuid4().hex[:8]
+    await consumer.seek_to_end(*parts)
+    for tp in parts:
+        await consumer.position(tp)
+    # Values are built before the clock starts; occurred_at is each one's planned send time.
+    begin = time.monotonic() + 0.5
+    wall = datetime.now(UTC) + timedelta(seconds=0.5)
+    values = [_app_opened(u, tag, wall + timedelta(seconds=i / rate)) for i, u in enumerate(users)]
+    marker = tag.encode()
+    latencies: list[float] = []
+    done = asyncio.Event()
+
+    async def receive() -> None:
+        while len(latencies) < len(users):
+            batch = await consumer.getmany(timeout_ms=100)
+            arrived = time.time_ns()
+            for records in batch.values():
+                for r in records:
+                    headers = dict(r.headers or ())
+                    if headers.get("oo-bench") == marker and "oo-sent-ns" in headers:
+                        latencies.append((arrived - int(headers["oo-sent-ns"])) / 1e6)
+        done.set()
+
+    receiver = asyncio.create_task(receive())
+    cpu0 = worker.cpu()
+    lateness = 0.0
+    i = 0
+    while i < len(users):
+        now = time.monotonic()
+        due = min(len(users), int((now - begin) * rate) + 1) if now >= begin else 0
+        while i < due:
+            lateness = max(lateness, now - (begin + i / rate))
+            await producer.send(context, value=values[i], key=users[i].encode(), headers=[
+                ("oo-sent-ns", str(time.time_ns()).encode()), ("oo-bench", marker)])
+            i += 1
+        await asyncio.sleep(max(0.0, begin + i / rate - time.monotonic()))
+    await producer.flush()
+    sent_s = time.monotonic() - begin
+    cpu = worker.cpu() - cpu0
+    try:
+        await asyncio.wait_for(done.wait(), timeout=drain)
+    except TimeoutError:
+        pass
+    receiver.cancel()
+    received = len(latencies)
+    if not received:
         raise BenchError(f"no decision came back for {len(users)} app openings; log {worker.log}")
+    padded = latencies + [math.inf] * (len(users) - received)
     return {
-        "sent": len(users), "received": len(latencies), "rate": len(users) / sent_s,
-        "p50": percentile(latencies, 50), "p90": percentile(latencies, 90),
-        "p99": percentile(latencies, 99), "max": max(latencies),
-        "sender_late_ms": lateness * 1000, "worker_cores": cpu / elapsed,
+        "target_rate": rate, "sent": len(users), "received": received,
+        "rate": len(users) / sent_s, "p50": percentile(padded, 50),
+        "p90": percentile(padded, 90), "p99": percentile(padded, 99), "max": max(padded),
+        "sender_late_ms": lateness * 1000, "worker_cores": cpu / sent_s,
     }
+
+
+def _ms(value: float) -> str:
+    return "never (not all arrived)" if math.isinf(value) else f"{value:,.1f} ms"
 
 
 # --- 4. CPU per stage, in process ------------------------------------------------------------
@@ -381,8 +425,22 @@ def _record_cases(signals: Sequence[Signal]) -> list[_Case]:
     return cases
 
 
-def _stage_pass(cases: Sequence[_Case], db: Any) -> dict[str, float]:
-    """One timed pass of every stage over `cases`: CPU µs per signal of each."""
+def _stage_pass(cases: Sequence[_Case], db: Any, chunk: int = 100) -> dict[str, float]:
+    """One timed pass of every stage over `cases`: CPU µs per signal of each.
+
+    Stages run chunk by chunk (each stage over `chunk` signals, then the next
+    stage), so the process keeps only a few states alive, as the worker does:
+    holding thousands would make the garbage collector's cost unlike the worker's.
+    """
+    totals: dict[str, int] = {}
+    gc.collect()
+    for i in range(0, len(cases), chunk):
+        for stage, ns in _stage_chunk(cases[i:i + chunk], db).items():
+            totals[stage] = totals.get(stage, 0) + ns
+    return {stage: ns / len(cases) / 1000 for stage, ns in totals.items()}
+
+
+def _stage_chunk(cases: Sequence[_Case], db: Any) -> dict[str, int]:
     from agents.schedule import TimerSchedule, decode_entry, encode_entry
     from domain.decide import Decision, decide
     from domain.features import UserFeatures, apply_decision, fold
@@ -393,9 +451,7 @@ def _stage_pass(cases: Sequence[_Case], db: Any) -> dict[str, float]:
     from topics.validation import decode_event
 
     clock = time.process_time_ns
-    n = len(cases)
-    out: dict[str, float] = {}
-    gc.collect()
+    out: dict[str, int] = {}
 
     t = clock()
     records = [decode_event(c.spec, c.key, c.value) for c in cases]
@@ -458,7 +514,7 @@ def _stage_pass(cases: Sequence[_Case], db: Any) -> dict[str, float]:
         db.get(c.key)
         db[c.key] = value
     out["rocksdb get+put"] = clock() - t
-    return {stage: ns / n / 1000 for stage, ns in out.items()}
+    return out
 
 
 def stage_costs(signals: Sequence[Signal], repeats: int) -> dict[str, Any]:
@@ -496,13 +552,18 @@ def _faust_overrides(pairs: Sequence[str]) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """The whole benchmark; returns every figure (also printed as it goes)."""
+    import logging
+
+    # aiokafka warns (and retries) while a just-created topic elects its leaders.
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
     settings = bench_settings(OO_LOG_LEVEL=args.log_level)
     overrides = _faust_overrides(args.faust or [])
     log_dir = settings.state_dir / "logs"
     results: dict[str, Any] = {
         "machine": machine(), "started": datetime.now(UTC).isoformat(timespec="seconds"),
-        "args": {"signals": args.signals, "runs": args.runs, "rate": args.rate,
+        "args": {"signals": args.signals, "runs": args.runs, "rates": args.rates,
                  "duration": args.duration, "log_level": args.log_level, "faust": overrides},
+        "raw": [], "floor": [], "engine": [], "latency": [], "produce": [],
     }
     say(f"generating {args.signals:,} simulated signals (~{SIGNALS_PER_PERSON} per person, "
         "2 simulated days from now)")
@@ -519,71 +580,99 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     say(f"infrastructure: Kafka {settings.kafka_version} on {settings.kafka_bootstrap_servers}, "
         f"PostgreSQL on {settings.database.host}:{settings.database.port}, state in "
         f"{settings.state_dir}")
-    bootstrap = settings.kafka_bootstrap_servers
     with local_infra(settings, keep=args.keep_infra) as broker_pid:
         results["machine"]["kafka"] = settings.kafka_version
-        say("topics: deleting and recreating every oO topic (a clean slate)")
-        asyncio.run(reset_topics(bootstrap, settings.topic_partitions, prefixes=("oo-bench-",)))
-        say(f"producing {len(signals):,} signals to the {len(SIGNAL_TOPICS)} signal topics")
-        seconds = asyncio.run(produce(bootstrap, signals))
-        say(f"  produced in {seconds:.1f}s ({len(signals) / seconds:,.0f}/s)")
-        results["raw"], results["engine"], results["latency"] = [], [], []
         for k in range(1, args.runs + 1):
-            say(f"run {k}/{args.runs}: raw aiokafka consumer (the ceiling)")
-            raw = asyncio.run(raw_consume(bootstrap, len(signals)))
-            results["raw"].append(raw)
-            say(f"  raw: {raw['rate']:,.0f} signals/s, {raw['cpu_us']:.1f} CPU µs/signal")
-            _run_engine(args, settings, signals, overrides, log_dir, broker_pid, k, results)
+            _one_run(args, settings, signals, overrides, log_dir, broker_pid, k, results)
         results["summary"] = summarize(results)
     print_summary(results)
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2, default=str) + "\n")
+        Path(args.json).write_text(json.dumps(_finite(results), indent=2, default=str) + "\n")
         say(f"figures written to {args.json}")
     return results
 
 
-def _run_engine(args: argparse.Namespace, settings: Settings, signals: Sequence[Signal],
-                overrides: dict[str, Any], log_dir: Path, broker_pid: int | None, k: int,
-                results: dict[str, Any]) -> None:
+def _finite(value: Any) -> Any:
+    """JSON has no infinity: a decision that never arrived is written as null."""
+    if isinstance(value, float) and math.isinf(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _one_run(args: argparse.Namespace, settings: Settings, signals: Sequence[Signal],
+             overrides: dict[str, Any], log_dir: Path, broker_pid: int | None, k: int,
+             results: dict[str, Any]) -> None:
+    """Fresh topics and backlog; the raw consumer; a fresh worker on it; then latency."""
     bootstrap = settings.kafka_bootstrap_servers
-    asyncio.run(reset_topics(bootstrap, settings.topic_partitions, only=OUTPUT_TOPICS,
-                             prefixes=("oo-bench-",)))
+    say(f"run {k}/{args.runs}: fresh topics, {len(signals):,} signals produced up front")
+    asyncio.run(reset_topics(bootstrap, settings.topic_partitions, prefixes=("oo-bench-",)))
+    seconds = asyncio.run(produce(bootstrap, signals))
+    results["produce"].append({"seconds": seconds, "rate": len(signals) / seconds})
+    raw = asyncio.run(raw_consume(bootstrap, len(signals), broker_pid))
+    results["raw"].append(raw)
+    say(f"  raw aiokafka consumer: {raw['rate']:,.0f} signals/s, {raw['cpu_us']:.1f} CPU "
+        f"µs/signal, broker {raw['broker_cpu_us']:.1f} µs/signal")
+    if not args.skip_floor:
+        floor = WorkerProcess(settings, log_dir, overrides, module="bench.floor")
+        try:
+            result = engine_catch_up(floor, len(signals), broker_pid, quiet=True)
+        finally:
+            floor.stop()
+            floor.cleanup()
+        results["floor"].append(result)
+        say(f"  Faust floor (one table update per signal, nothing else): {result['rate']:,.0f} "
+            f"signals/s, {result['cpu_us']:.0f} CPU µs/signal, broker "
+            f"{result['broker_cpu_us']:.0f} µs/signal")
     worker = WorkerProcess(settings, log_dir, overrides)
-    say(f"run {k}/{args.runs}: engine `oo worker` (app id {worker.app_id}, RocksDB tables)")
+    say(f"  engine: `oo worker` (app id {worker.app_id}, RocksDB tables) catching up")
     try:
         engine = engine_catch_up(worker, len(signals), broker_pid)
         results["engine"].append(engine)
         say(f"  engine: {engine['rate']:,.0f} signals/s, worker {engine['cpu_us']:.0f} CPU "
             f"µs/signal ({engine['cores']:.2f} cores), broker {engine['broker_cpu_us']:.0f} "
-            f"µs/signal; started in {engine['startup_s']:.1f}s, {engine['decisions']:,} decisions")
-        if args.duration > 0:
-            say(f"run {k}/{args.runs}: latency, open loop at {args.rate:,.0f} app openings/s "
-                f"for {args.duration:.0f}s")
-            lat = asyncio.run(latency(bootstrap, worker, args.rate, args.duration, len(signals)))
-            results["latency"].append(lat)
-            say(f"  latency: p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms, max "
-                f"{lat['max']:.1f} ms; {lat['received']:,} of {lat['sent']:,} decisions")
+            f"µs/signal; first signal {engine['startup_s']:.1f}s after start, "
+            f"{engine['decisions']:,} decisions")
+        if args.duration > 0 and args.rates:
+            results["latency"].append(asyncio.run(latency(
+                bootstrap, worker, args.rates, args.duration, len(signals))))
     finally:
         worker.stop()
         worker.cleanup()
 
 
 def summarize(results: dict[str, Any]) -> dict[str, Any]:
-    raw, engine, lat = results["raw"], results["engine"], results["latency"]
+    raw, engine = results["raw"], results["engine"]
     summary: dict[str, Any] = {
         "raw_rate": median([r["rate"] for r in raw]),
         "raw_cpu_us": median([r["cpu_us"] for r in raw]),
+        "raw_broker_cpu_us": median([r["broker_cpu_us"] for r in raw]),
         "engine_rate": median([e["rate"] for e in engine]),
         "engine_cpu_us": median([e["cpu_us"] for e in engine]),
         "engine_cores": median([e["cores"] for e in engine]),
         "broker_cpu_us": median([e["broker_cpu_us"] for e in engine]),
         "ratio": median([e["rate"] / r["rate"] for e, r in zip(engine, raw, strict=True)]),
+        "floor_rate": median([f["rate"] for f in results["floor"]]),
+        "floor_cpu_us": median([f["cpu_us"] for f in results["floor"]]),
+        "floor_broker_cpu_us": median([f["broker_cpu_us"] for f in results["floor"]]),
+        "engine_to_floor": median([e["rate"] / f["rate"]
+                                   for e, f in zip(engine, results["floor"], strict=False)]),
+        "decisions": median([e["decisions"] for e in engine]),
+        "latency": [],
     }
-    if lat:
+    runs = results["latency"]
+    for i, rate in enumerate(results["args"]["rates"] if runs else []):
+        phase = [run[i] for run in runs]
+        entry = {"rate": rate, "achieved": median([x["rate"] for x in phase]),
+                 "received": sum(x["received"] for x in phase),
+                 "sent": sum(x["sent"] for x in phase),
+                 "worker_cores": median([x["worker_cores"] for x in phase])}
         for q in ("p50", "p90", "p99", "max"):
-            summary[f"latency_{q}"] = median([x[q] for x in lat])
-        summary["latency_received"] = sum(x["received"] for x in lat)
-        summary["latency_sent"] = sum(x["sent"] for x in lat)
+            entry[q] = median([x[q] for x in phase])
+        summary["latency"].append(entry)
     return summary
 
 
@@ -598,32 +687,39 @@ def _print_stages(stages: dict[str, Any]) -> None:
 def print_summary(results: dict[str, Any]) -> None:
     s = results["summary"]
     runs = len(results["engine"])
-    line = "-" * 78
+    line = "-" * 80
     print(line)
     print(f"oO pipeline benchmark — medians of {runs} run(s), "
           f"{results['args']['signals']:,} signals each")
     print(line)
-    print(f"{'':34}{'signals/s':>12}{'CPU µs/signal':>16}{'per run':>16}")
-    raws = " ".join(f"{r['rate'] / 1000:.1f}k" for r in results["raw"])
-    engines = " ".join(f"{e['rate'] / 1000:.1f}k" for e in results["engine"])
-    print(f"{'raw aiokafka consumer (ceiling)':34}{s['raw_rate']:>12,.0f}{s['raw_cpu_us']:>16.1f}"
-          f"{raws:>16}")
-    print(f"{'engine (oo worker, RocksDB)':34}{s['engine_rate']:>12,.0f}"
-          f"{s['engine_cpu_us']:>16.1f}{engines:>16}")
-    print(f"{'  Kafka broker, per signal':34}{'':>12}{s['broker_cpu_us']:>16.1f}")
-    print(f"engine / raw: {s['ratio']:.2f} (median of per-run ratios); worker used "
-          f"{s['engine_cores']:.2f} cores; target ≥ 10,000 signals/s: "
-          f"{'met' if s['engine_rate'] >= 10_000 else 'MISSED'}")
+    print(f"{'':32}{'signals/s':>11}{'CPU µs/signal':>15}{'broker µs':>11}{'per run':>11}")
+    raws = " ".join(f"{r['rate'] / 1000:.0f}k" for r in results["raw"])
+    engines = " ".join(f"{e['rate']:.0f}" for e in results["engine"])
+    print(f"{'raw aiokafka consumer (ceiling)':32}{s['raw_rate']:>11,.0f}{s['raw_cpu_us']:>15.1f}"
+          f"{s['raw_broker_cpu_us']:>11.1f}   {raws}")
+    if results["floor"]:
+        floors = " ".join(f"{f['rate']:.0f}" for f in results["floor"])
+        print(f"{'Faust floor (1 table update)':32}{s['floor_rate']:>11,.0f}"
+              f"{s['floor_cpu_us']:>15.1f}{s['floor_broker_cpu_us']:>11.1f}   {floors}")
+    print(f"{'engine (oo worker, RocksDB)':32}{s['engine_rate']:>11,.0f}"
+          f"{s['engine_cpu_us']:>15.1f}{s['broker_cpu_us']:>11.1f}   {engines}")
+    print(f"engine / raw = {s['ratio']:.4f} ({s['ratio'] * 100:.2f} % of the ceiling; median of "
+          f"per-run ratios); worker busy {s['engine_cores']:.2f} cores; "
+          f"target ≥ 10,000 signals/s: {'met' if s['engine_rate'] >= 10_000 else 'MISSED'}")
+    if results["floor"]:
+        print(f"engine / Faust floor = {s['engine_to_floor']:.2f}; Faust floor / raw = "
+              f"{s['floor_rate'] / s['raw_rate']:.4f}")
     if "stages" in results:
         st = results["stages"]
-        parts = ", ".join(f"{k} {v:.1f}" for k, v in st["stages"].items())
-        print(f"in-process CPU µs/signal by stage: {parts}; sum {st['total']:.1f} "
-              f"(the rest of the worker's {s['engine_cpu_us']:.0f} is Faust, aiokafka, asyncio)")
-    if "latency_p99" in s:
-        rate = results["args"]["rate"]
-        print(f"signal → decision at {rate:,.0f}/s open loop: p50 {s['latency_p50']:.1f} ms, "
-              f"p90 {s['latency_p90']:.1f} ms, p99 {s['latency_p99']:.1f} ms, max "
-              f"{s['latency_max']:.1f} ms ({s['latency_received']:,} of {s['latency_sent']:,} "
-              f"decisions); target p99 < 50 ms: "
-              f"{'met' if s['latency_p99'] < 50 else 'MISSED'}")
+        parts = ", ".join(f"{k} {v:.0f}" for k, v in st["stages"].items())
+        print(f"CPU µs/signal by stage (in process): {parts}; sum {st['total']:.0f} of the "
+              f"worker's {s['engine_cpu_us']:.0f} (the rest: Faust, aiokafka, asyncio, logging)")
+    for entry in s["latency"]:
+        verdict = ""
+        if entry["rate"] == 1000:
+            verdict = f"; target p99 < 50 ms: {'met' if entry['p99'] < 50 else 'MISSED'}"
+        print(f"signal → decision, open loop {entry['rate']:,.0f}/s (sent at "
+              f"{entry['achieved']:,.0f}/s): p50 {_ms(entry['p50'])}, p90 {_ms(entry['p90'])}, "
+              f"p99 {_ms(entry['p99'])}, max {_ms(entry['max'])}; {entry['received']:,} of "
+              f"{entry['sent']:,} decisions arrived{verdict}")
     print(line)

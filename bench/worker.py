@@ -1,4 +1,4 @@
-"""`oo worker` with Faust settings overridden: `OO_BENCH_FAUST` is a JSON object of
+"""`oo worker` (or `bench.floor`) with Faust settings overridden: `OO_BENCH_FAUST` is a JSON object of
 `faust.App` keyword arguments that win over those of `agents/app.py`.
 
 Lets `python -m bench --faust KEY=VALUE` compare knobs side by side without
@@ -26,14 +26,18 @@ def _patch(overrides: dict[str, Any]) -> None:
     faust.App = App  # type: ignore[misc]
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
     overrides = json.loads(os.environ.get("OO_BENCH_FAUST") or "{}")
     if overrides:
         _patch(overrides)
+    if argv[:1] == ["bench.floor"]:
+        from bench.floor import main as floor_main
+
+        return floor_main()
     from oo.cli import main as oo_main
 
     return oo_main(["worker"])
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

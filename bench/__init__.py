@@ -1,0 +1,1 @@
+"""Benchmarks against the real local broker: `make bench` (see docs/benchmarks.md)."""
