@@ -3,14 +3,18 @@
 Tests use their own ports and state folder, so they never touch a running
 `oo dev`. A service already running there is reused; what a session starts it
 also stops. Override with OO_TEST_KAFKA_BOOTSTRAP / OO_TEST_DATABASE_URL.
+
+OO_TEST_SLOT=N (0-3, default 0) moves every port a test uses N*1000 lower and
+the state folder to its own path, so N+1 test sessions can run side by side
+on one machine without sharing a broker or a database.
 """
 
 from __future__ import annotations
 
 import asyncio
-import shutil
 import getpass
 import os
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -20,15 +24,26 @@ from oo.infra.postgres import LocalPostgres
 from oo.migrate import migrate
 from oo.settings import Settings
 
+SLOT = int(os.environ.get("OO_TEST_SLOT", "0"))
+if not 0 <= SLOT <= 3:
+    raise SystemExit(f"OO_TEST_SLOT must be 0-3, got {SLOT}")
+
+
+def port(number: int) -> int:
+    """A test port, moved for this session's OO_TEST_SLOT."""
+    return number - 1000 * SLOT
+
+
+_SUFFIX = f"-{SLOT}" if SLOT else ""
 TEST_ENV = {
     "OO_ENV": "test",
-    "OO_KAFKA_BOOTSTRAP": os.environ.get("OO_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:29092"),
+    "OO_KAFKA_BOOTSTRAP": os.environ.get("OO_TEST_KAFKA_BOOTSTRAP", f"127.0.0.1:{port(29092)}"),
     "OO_DATABASE_URL": os.environ.get(
-        "OO_TEST_DATABASE_URL", "postgresql://oo@127.0.0.1:25432/oo_test"
+        "OO_TEST_DATABASE_URL", f"postgresql://oo@127.0.0.1:{port(25432)}/oo_test"
     ),
-    "OO_STATE_DIR": os.environ.get("OO_TEST_STATE_DIR", f"/var/tmp/oo-test-{getpass.getuser()}"),
-    "OO_WEB_PORT": "28080",
-    "OO_WORKER_WEB_PORT": "26066",
+    "OO_STATE_DIR": os.environ.get("OO_TEST_STATE_DIR", f"/var/tmp/oo-test-{getpass.getuser()}{_SUFFIX}"),
+    "OO_WEB_PORT": str(port(28080)),
+    "OO_WORKER_WEB_PORT": str(port(26066)),
     "OO_TABLE_STORE": "memory://",
 }
 

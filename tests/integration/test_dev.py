@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from oo.infra.common import pid_alive, port_open
-from tests.conftest import oo_test_environ
+from tests.conftest import SLOT, oo_test_environ, port
 from tests.helpers import http_get, oo_process, stop_process
 
 pytestmark = pytest.mark.integration
@@ -20,13 +20,13 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 # Its own ports and state, so `oo dev` starts (and must stop) its own Kafka and PostgreSQL.
 DEV_ENV = {
-    "OO_KAFKA_BOOTSTRAP": "127.0.0.1:29192",
-    "OO_DATABASE_URL": "postgresql://oo@127.0.0.1:25532/oo",
-    "OO_STATE_DIR": f"/var/tmp/oo-test-dev-{getpass.getuser()}",
-    "OO_WEB_PORT": "28180",
-    "OO_WORKER_WEB_PORT": "26166",
+    "OO_KAFKA_BOOTSTRAP": f"127.0.0.1:{port(29192)}",
+    "OO_DATABASE_URL": f"postgresql://oo@127.0.0.1:{port(25532)}/oo",
+    "OO_STATE_DIR": f"/var/tmp/oo-test-dev-{getpass.getuser()}{'-' + str(SLOT) if SLOT else ''}",
+    "OO_WEB_PORT": str(port(28180)),
+    "OO_WORKER_WEB_PORT": str(port(26166)),
     "OO_TABLE_STORE": "rocksdb://",  # the default of `make dev`
-    "OO_DEV_PUSH_PORT": "28643",
+    "OO_DEV_PUSH_PORT": str(port(28643)),
 }
 
 
@@ -44,10 +44,10 @@ def test_dev_runs_the_stack_and_ctrl_c_stops_all_of_it():
             assert process.poll() is None and time.monotonic() < deadline
             time.sleep(0.2)
         output = log.read_text(errors="replace")
-        assert "ready: open http://127.0.0.1:28180/" in output
-        status, _ = http_get("http://127.0.0.1:28180/ready")
+        assert f"ready: open http://127.0.0.1:{port(28180)}/" in output
+        status, _ = http_get(f"http://127.0.0.1:{port(28180)}/ready")
         assert status == 200
-        assert http_get("http://127.0.0.1:26166/ready")[0] == 200
+        assert http_get(f"http://127.0.0.1:{port(26166)}/ready")[0] == 200
         pids = [int(p) for p in re.findall(r"started \(pid (\d+)\)", output)]
         assert len(pids) == 4  # push service, worker, web, and the demo simulation
         pids += _infra_pids(Path(DEV_ENV["OO_STATE_DIR"]))
@@ -60,8 +60,8 @@ def test_dev_runs_the_stack_and_ctrl_c_stops_all_of_it():
     while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not [p for p in pids if pid_alive(p)], "processes left behind"
-    for port in (29192, 25532, 28180, 26166, 28643):
-        assert not port_open("127.0.0.1", port), f"port {port} still open"
+    for number in (29192, 25532, 28180, 26166, 28643):
+        assert not port_open("127.0.0.1", port(number)), f"port {port(number)} still open"
 
 
 def _infra_pids(state: Path) -> list[int]:

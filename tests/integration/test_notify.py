@@ -14,6 +14,7 @@ import pytest
 
 from oo.pushservice.client import ControlClient
 from oo.vapid import generate_keys
+from tests.conftest import port
 from tests.helpers import ROOT, produce, stop_process
 from tests.integration.conftest import ARTIFACTS, Worker
 from topics.admin import ensure_topics
@@ -22,7 +23,7 @@ from topics.codec import encode
 from topics.records import Tip, TipDecided
 
 pytestmark = pytest.mark.integration
-PUSH_PORT = 28443
+PUSH_PORT = port(28443)
 
 
 @pytest.fixture(scope="module")
