@@ -308,12 +308,15 @@ class PushSender:
             log.debug("push to %s: %s; retry in %.2f s", origin, step.reason, step.delay_s)
             await self._sleep(step.delay_s)
 
+    async def send_plan(self, subscription: Subscription, plan: PushPlan) -> PushOutcome:
+        """Push one plan (payload, Topic, Urgency, TTL) to one subscription."""
+        return await self.send(subscription, plan.payload, topic=plan.topic(subscription.endpoint),
+                               urgency=plan.urgency, ttl=plan.ttl_s)
+
     async def send_many(self, subscriptions: Iterable[Subscription], plan: PushPlan) -> list[PushOutcome]:
         """Push one plan to many subscriptions concurrently; outcomes in the same order."""
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self.send(s, plan.payload, topic=plan.topic(s.endpoint),
-                                                 urgency=plan.urgency, ttl=plan.ttl_s))
-                     for s in subscriptions]
+            tasks = [group.create_task(self.send_plan(s, plan)) for s in subscriptions]
         return [t.result() for t in tasks]
 
     async def _attempt(self, origin: str, info: dict[str, Any], body: bytes,

@@ -3,9 +3,18 @@
 For each decision, in order per person: record the tip instance and one
 pending delivery per subscription (one transaction, idempotent on the
 decision id), push to every pending subscription concurrently, record each
-outcome, and withdraw the older tips this one replaced. A failure of
-PostgreSQL is retried with backoff until it succeeds (the decision is never
-dropped); push-service answers are classified by `domain.push`.
+outcome as soon as it is known, and withdraw the older tips this one
+replaced. A failure of PostgreSQL is retried with backoff until it succeeds
+(the decision is never dropped); push-service answers are classified by
+`domain.push`.
+
+After a crash Kafka hands the worker every decision since its last commit
+again. A push whose outcome was recorded is not sent again, and one never
+sent is sent then. Only a push in flight at the crash (the push service may
+have accepted it, its answer not yet recorded) can reach a device twice: Web
+Push has no idempotency key, so no sender can tell it from one that was lost.
+Recording each outcome the moment it arrives, rather than after the slowest
+device of the decision answers, keeps that window to one request and its record.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ from adapters.tips import PendingPush, Recorded, TipStore
 from adapters.webpush import PushSender
 from agents.counters import Counters
 from agents.deadletters import DeadLetterSink
-from domain.push import Expired, PushOutcome, plan_tip, plan_withdrawal
+from domain.push import Expired, PushOutcome, PushPlan, plan_tip, plan_withdrawal
 from oo.settings import Settings
 from oo.vapid import generate_keys, load_vapid
 from topics.catalog import TIPS_DECIDED
@@ -74,21 +83,30 @@ class Notifier(Service):
     async def deliver(self, decided: TipDecided) -> None:
         """Record and push one decision; returns when every outcome is recorded."""
         assert self.store is not None and self.sender is not None, "notifier not started"
-        store, sender = self.store, self.sender
+        store = self.store
         recorded: Recorded = await _retrying(lambda: store.record_decision(decided), "record")
         if not recorded.known_user:
             self.counters.inc("oo_pushes_total", "status", "no_account")
             return
+        if not recorded.new:
+            self.counters.inc("oo_notify_redelivered_total")  # e.g. after a crash or rebalance
         plan = plan_tip(decided, datetime.now(UTC))
         if isinstance(plan, Expired):
             self.counters.inc("oo_pushes_total", "status", "expired")
             log.info("not pushing %s: %s", decided.decision_id, plan.reason)
             return
-        outcomes = await sender.send_many(recorded.pending, plan)
-        for push, outcome in zip(recorded.pending, outcomes, strict=True):
-            await _retrying(lambda p=push, o=outcome: self._record(p, o), "mark")
+        async with asyncio.TaskGroup() as group:
+            for push in recorded.pending:
+                group.create_task(self._push(push, plan))
         if recorded.withdrawn:
             await self._withdraw(decided.user_id, recorded)
+
+    async def _push(self, push: PendingPush, plan: PushPlan) -> None:
+        """Send one push and record its outcome at once, not after its sibling pushes:
+        a crash while another device is slow must not leave this one to be sent again."""
+        assert self.sender is not None
+        outcome = await self.sender.send_plan(push, plan)
+        await _retrying(lambda: self._record(push, outcome), "mark")
 
     async def _record(self, push: PendingPush, outcome: PushOutcome) -> None:
         assert self.store is not None
