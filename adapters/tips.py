@@ -19,6 +19,15 @@ import asyncpg
 from topics.records import TipDecided
 
 OPEN_STATUSES = ("pending", "delivered", "seen")
+TIPS_CHANNEL = "oo_tips"  # NOTIFY channel: a person's tips changed (payload: the user id)
+
+
+async def notify_tips_changed(conn: asyncpg.Connection, user_id: uuid.UUID | str) -> None:
+    """Wake open pages of `user_id` (web/live.py); sent when the transaction commits.
+
+    The payload is the id only, never the tip: pages read their tip themselves.
+    """
+    await conn.execute("SELECT pg_notify($1, $2)", TIPS_CHANNEL, str(user_id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,12 +43,18 @@ class PendingPush:
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
-    """What recording a decision did."""
+    """What recording a decision did, and what it still owes the person's devices.
+
+    `pending` and `withdrawals` are returned on every call, a repeat included, until
+    each is marked: a decision redelivered after a crash finishes what the first
+    delivery started, and sends nothing twice.
+    """
 
     known_user: bool
     new: bool
-    withdrawn: tuple[str, ...]  # decision ids of older open tips this one replaced
+    withdrawn: tuple[str, ...]  # decision ids of older open tips this one replaced (first time)
     pending: tuple[PendingPush, ...]
+    withdrawals: tuple[PendingPush, ...] = ()  # decision_id: the older tip to close
 
 
 class TipStore:
@@ -63,10 +78,14 @@ class TipStore:
                 rows = await conn.fetch(_WITHDRAW_OLDER, user_id, decided.decision_id,
                                         decided.occurred_at, list(OPEN_STATUSES))
                 withdrawn = [r["decision_id"] for r in rows]
+                await conn.execute(_INSERT_WITHDRAWALS, withdrawn, decided.decision_id)
                 await conn.execute(_INSERT_DELIVERIES, decided.decision_id, user_id)
+                await notify_tips_changed(conn, user_id)
             pending = await conn.fetch(_PENDING, decided.decision_id)
+            withdrawals = await conn.fetch(_PENDING_WITHDRAWALS, decided.decision_id)
         return Recorded(True, bool(inserted), tuple(withdrawn),
-                        tuple(PendingPush(**dict(r)) for r in pending))
+                        tuple(PendingPush(**dict(r)) for r in pending),
+                        tuple(PendingPush(**dict(r)) for r in withdrawals))
 
     async def mark(self, decision_id: str, subscription_id: uuid.UUID, status: str,
                    attempts: int, error: str | None = None) -> None:
@@ -88,6 +107,15 @@ class TipStore:
                 await conn.execute(
                     "UPDATE push_subscriptions SET failure_count = failure_count + 1 WHERE id = $1",
                     subscription_id)
+
+    async def mark_withdrawal(self, decision_id: str, subscription_id: uuid.UUID, status: str,
+                              attempts: int, error: str | None = None) -> None:
+        """Record the outcome of one withdrawal push (sent, failed or gone)."""
+        await self._pool.execute(
+            """UPDATE push_withdrawals SET status = $3, attempts = attempts + $4,
+                   last_error = $5, updated_at = now()
+               WHERE decision_id = $1 AND subscription_id = $2""",
+            decision_id, subscription_id, status, attempts, error)
 
     async def remove_subscription(self, subscription_id: uuid.UUID) -> None:
         """The push service said the subscription is gone (404/410): forget it."""
@@ -111,7 +139,7 @@ RETURNING true
 """
 
 _WITHDRAW_OLDER = """
-UPDATE tip_instances SET status = 'withdrawn'
+UPDATE tip_instances SET status = 'withdrawn', withdrawn_by = $2
 WHERE user_id = $1 AND decision_id <> $2 AND decided_at <= $3 AND status = ANY($4::text[])
 RETURNING decision_id
 """
@@ -120,6 +148,22 @@ _INSERT_DELIVERIES = """
 INSERT INTO push_deliveries (decision_id, subscription_id)
 SELECT $1, id FROM push_subscriptions WHERE user_id = $2
 ON CONFLICT DO NOTHING
+"""
+
+# Close a replaced tip on each device it was (or was to be) pushed to.
+_INSERT_WITHDRAWALS = """
+INSERT INTO push_withdrawals (decision_id, subscription_id, withdrawn_by)
+SELECT d.decision_id, d.subscription_id, $2
+FROM push_deliveries d
+WHERE d.decision_id = ANY($1::text[]) AND d.status <> 'gone'
+ON CONFLICT DO NOTHING
+"""
+
+_PENDING_WITHDRAWALS = """
+SELECT w.decision_id, s.id AS subscription_id, s.endpoint, s.p256dh, s.auth
+FROM push_withdrawals w JOIN push_subscriptions s ON s.id = w.subscription_id
+WHERE w.withdrawn_by = $1 AND w.status = 'pending'
+ORDER BY w.decision_id, s.id
 """
 
 _PENDING = """

@@ -94,11 +94,11 @@ class Notifier(Service):
         if isinstance(plan, Expired):
             self.counters.inc("oo_pushes_total", "status", "expired")
             log.info("not pushing %s: %s", decided.decision_id, plan.reason)
-            return
-        async with asyncio.TaskGroup() as group:
-            for push in recorded.pending:
-                group.create_task(self._push(push, plan))
-        if recorded.withdrawn:
+        else:
+            async with asyncio.TaskGroup() as group:
+                for push in recorded.pending:
+                    group.create_task(self._push(push, plan))
+        if recorded.withdrawals:  # owed even when the new tip itself went stale
             await self._withdraw(decided.user_id, recorded)
 
     async def _push(self, push: PendingPush, plan: PushPlan) -> None:
@@ -123,12 +123,24 @@ class Notifier(Service):
                                   outcome.attempts, outcome.reason)
 
     async def _withdraw(self, user_id: str, recorded: Recorded) -> None:
-        """Close the notifications of tips the new one replaced (same Topic)."""
-        assert self.sender is not None
-        for decision_id in recorded.withdrawn:
-            await self.sender.send_many(recorded.pending, plan_withdrawal(user_id, decision_id))
-            self.counters.inc("oo_withdrawals_total")
+        """Close the notifications of tips the new one replaced (same Topic), once per device.
 
+        Each withdrawal is in the log (push_withdrawals) and marked as soon as it is
+        answered, so a redelivered decision sends only those still owed."""
+        assert self.sender is not None and self.store is not None
+        sender, store = self.sender, self.store
+
+        async def one(owed: PendingPush) -> None:
+            outcome = await sender.send_plan(owed, plan_withdrawal(user_id, owed.decision_id))
+            status = {"delivered": "sent", "gone": "gone"}.get(outcome.status, "failed")
+            await _retrying(lambda: store.mark_withdrawal(
+                owed.decision_id, owed.subscription_id, status, outcome.attempts,
+                None if status == "sent" else outcome.reason), "mark withdrawal")
+            self.counters.inc("oo_withdrawals_total", "status", outcome.status)
+
+        async with asyncio.TaskGroup() as group:
+            for owed in recorded.withdrawals:
+                group.create_task(one(owed))
 
 def _ssl_context(settings: Settings) -> ssl.SSLContext:
     """The system's CAs, plus the local push service's CA in dev and test."""

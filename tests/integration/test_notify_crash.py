@@ -358,10 +358,6 @@ async def test_a_worker_killed_mid_batch_pushes_each_tip_exactly_once_per_device
         assert all(run.tip_status[d.decision_id] == "withdrawn" for d in older)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "withdrawal pushes are not in the delivery log: a decision redelivered after a crash "
-    "records nothing new (withdrawn=()), so the withdrawals it owed are never sent; "
-    "needs adapters/tips.py to return them again"))
 async def test_each_replaced_tip_is_withdrawn_once_on_every_device_despite_the_kills(crash_run: Run):
     lost = sorted(pair for pair, n in crash_run.withdrawals.items() if n == 0)
     duplicated = sorted(pair for pair, n in crash_run.withdrawals.items() if n > 1)
