@@ -108,6 +108,31 @@ class TipStore:
                     "UPDATE push_subscriptions SET failure_count = failure_count + 1 WHERE id = $1",
                     subscription_id)
 
+    async def close_answered(self, event_id: str, decision_id: str, user_id: str,
+                             reaction: str) -> tuple[PendingPush, ...]:
+        """A tip was answered (on some device) or went unanswered: what to close where.
+
+        Every device it was pushed to gets one withdrawal (logged under `event_id`,
+        so a redelivered feedback event sends only what is still owed; a tip already
+        withdrawn by a newer one is not withdrawn twice). An ignored tip is marked
+        ignored, and open pages are told.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            if reaction == "ignored":
+                changed = await conn.fetchval(
+                    """UPDATE tip_instances SET status = 'ignored'
+                       WHERE decision_id = $1 AND status = ANY($2::text[]) RETURNING user_id""",
+                    decision_id, list(OPEN_STATUSES))
+                if changed is not None:
+                    await notify_tips_changed(conn, changed)
+            await conn.execute(
+                """INSERT INTO push_withdrawals (decision_id, subscription_id, withdrawn_by)
+                   SELECT d.decision_id, d.subscription_id, $2 FROM push_deliveries d
+                   WHERE d.decision_id = $1 AND d.status = 'sent'
+                   ON CONFLICT DO NOTHING""", decision_id, event_id)
+            owed = await conn.fetch(_PENDING_WITHDRAWALS, event_id)
+        return tuple(PendingPush(**dict(r)) for r in owed)
+
     async def mark_withdrawal(self, decision_id: str, subscription_id: uuid.UUID, status: str,
                               attempts: int, error: str | None = None) -> None:
         """Record the outcome of one withdrawal push (sent, failed or gone)."""

@@ -39,13 +39,16 @@ from agents.deadletters import DeadLetterSink
 from domain.push import Expired, PushOutcome, PushPlan, plan_tip, plan_withdrawal
 from oo.settings import Settings
 from oo.vapid import generate_keys, load_vapid
-from topics.catalog import TIPS_DECIDED
+from topics.catalog import FEEDBACK, TIPS_DECIDED
 from topics.codec import InvalidRecord
-from topics.records import TipDecided
+from topics.records import FeedbackGiven, TipDecided
 from topics.validation import decode_event
 
 log = logging.getLogger(__name__)
 RETRY_CAP_S = 30.0
+# Answers that make a shown tip stale on the person's other devices ("seen" and
+# "delivered" do not).
+CLOSING_REACTIONS = frozenset({"done", "ack", "save", "snooze", "dismiss", "ignored"})
 
 
 class Notifier(Service):
@@ -99,7 +102,19 @@ class Notifier(Service):
                 for push in recorded.pending:
                     group.create_task(self._push(push, plan))
         if recorded.withdrawals:  # owed even when the new tip itself went stale
-            await self._withdraw(decided.user_id, recorded)
+            await self._withdraw(decided.user_id, recorded.withdrawals)
+
+    async def close(self, feedback: FeedbackGiven) -> None:
+        """An answer (from any device) or an expiry: close the tip's notification everywhere."""
+        if feedback.reaction not in CLOSING_REACTIONS:
+            return
+        assert self.store is not None
+        store = self.store
+        owed = await _retrying(lambda: store.close_answered(
+            feedback.event_id, feedback.decision_id, feedback.user_id, feedback.reaction),
+            "close")
+        if owed:
+            await self._withdraw(feedback.user_id, owed)
 
     async def _push(self, push: PendingPush, plan: PushPlan) -> None:
         """Send one push and record its outcome at once, not after its sibling pushes:
@@ -122,8 +137,8 @@ class Notifier(Service):
             await self.store.mark(push.decision_id, push.subscription_id, "failed",
                                   outcome.attempts, outcome.reason)
 
-    async def _withdraw(self, user_id: str, recorded: Recorded) -> None:
-        """Close the notifications of tips the new one replaced (same Topic), once per device.
+    async def _withdraw(self, user_id: str, withdrawals: tuple[PendingPush, ...]) -> None:
+        """Close notifications of stale tips (same Topic as the tip), once per device.
 
         Each withdrawal is in the log (push_withdrawals) and marked as soon as it is
         answered, so a redelivered decision sends only those still owed."""
@@ -139,7 +154,7 @@ class Notifier(Service):
             self.counters.inc("oo_withdrawals_total", "status", outcome.status)
 
         async with asyncio.TaskGroup() as group:
-            for owed in recorded.withdrawals:
+            for owed in withdrawals:
                 group.create_task(one(owed))
 
 def _ssl_context(settings: Settings) -> ssl.SSLContext:
@@ -183,5 +198,19 @@ def register(app: faust.App, settings: Settings, dead: DeadLetterSink,
                 await dead.put(message, err.reason)
                 continue
             await notifier.deliver(record)  # type: ignore[arg-type]
+
+    feedback = app.topic(FEEDBACK.name, key_type=bytes, value_type=bytes,
+                         key_serializer="raw", value_serializer="raw",
+                         partitions=settings.topic_partitions)
+
+    @app.agent(feedback, name="oo.agents.notify_close")
+    async def close_agent(stream: faust.StreamT[Any]) -> None:
+        async for event in stream.events():
+            message = event.message
+            try:
+                record = decode_event(FEEDBACK, message.key, message.value)
+            except InvalidRecord:
+                continue  # the engine dead-letters it (one dead letter per message)
+            await notifier.close(record)  # type: ignore[arg-type]
 
     return notifier

@@ -18,9 +18,9 @@ from tests.conftest import port
 from tests.helpers import ROOT, produce, stop_process
 from tests.integration.conftest import ARTIFACTS, Worker
 from topics.admin import ensure_topics
-from topics.catalog import TIPS_DECIDED
+from topics.catalog import FEEDBACK, TIPS_DECIDED
 from topics.codec import encode
-from topics.records import Tip, TipDecided
+from topics.records import FeedbackGiven, Tip, TipDecided
 
 pytestmark = pytest.mark.integration
 PUSH_PORT = port(28443)
@@ -153,3 +153,46 @@ async def test_a_gone_subscription_is_removed_and_429_is_retried_after_retry_aft
         return await db.fetchval("SELECT count(*) FROM push_subscriptions WHERE id=$1", second_id) == 0
 
     await wait_for(removed, what="the 410 subscription to be removed")
+
+
+def withdrawals_received(client: ControlClient, device: str) -> list[dict]:
+    return [json.loads(m["text"]) for m in client.messages(device)
+            if json.loads(m["text"]).get("type") == "withdraw"]
+
+
+async def test_an_answer_or_an_expiry_closes_the_tip_on_every_device_once(kafka, notifying):
+    client, db, user = notifying["client"], notifying["db"], notifying["user"]
+    answered, ignored = decision(user, "Water"), decision(user, "Walk")
+    for tip in (answered, ignored):
+        await send(kafka, tip)
+
+    async def both_pushed() -> bool:
+        return all(len(tips_received(client, d)) == 2 for d, _ in notifying["devices"])
+
+    await wait_for(both_pushed, what="both tips on both devices")
+    # The second tip replaced the first: each device already closed the first one.
+    base = {d: len(withdrawals_received(client, d)) for d, _ in notifying["devices"]}
+    assert set(base.values()) == {1}
+
+    def feedback(tip: TipDecided, reaction: str, event_id: str) -> FeedbackGiven:
+        return FeedbackGiven(event_id=event_id, user_id=user, occurred_at=datetime.now(UTC),
+                             source="test", decision_id=tip.decision_id, tip_id=tip.tip.id,
+                             reaction=reaction)
+
+    expired = feedback(ignored, "ignored", f"ignored-{ignored.decision_id}")
+    seen = feedback(ignored, "seen", uuid.uuid4().hex)
+    done_again = feedback(answered, "done", uuid.uuid4().hex)  # already withdrawn: no-op
+    await produce(kafka, FEEDBACK.name, [(user.encode(), encode(r))
+                                         for r in (seen, expired, expired, done_again)])
+
+    async def closed() -> bool:
+        return all(len(withdrawals_received(client, d)) == base[d] + 1
+                   for d, _ in notifying["devices"])
+
+    await wait_for(closed, what="the expired tip to be closed on both devices")
+    await asyncio.sleep(3)  # a redelivered or repeated event must not close it twice
+    for device, _ in notifying["devices"]:
+        last = withdrawals_received(client, device)
+        assert len(last) == base[device] + 1 and last[-1]["decision_id"] == ignored.decision_id
+    assert await db.fetchval("SELECT status FROM tip_instances WHERE decision_id=$1",
+                             ignored.decision_id) == "ignored"
