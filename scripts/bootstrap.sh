@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what oO needs on a fresh Debian machine, idempotently:
-#   system packages (JDK, Maven, PostgreSQL) from Debian, and a Python venv in .venv.
+#   system packages (JDK, Maven, PostgreSQL, Chromium) from Debian, and a Python venv in .venv.
 # Kafka's jars are fetched from Maven Central by `oo infra up` on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +16,8 @@ command -v mvn >/dev/null 2>&1 || missing+=(maven)
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   missing+=(postgresql)
 fi
+# Browser tests drive Debian's Chromium with Playwright (never a downloaded browser).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 

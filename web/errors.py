@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+import asyncpg
 from aiohttp import web
 
 log = logging.getLogger(__name__)
@@ -16,9 +17,11 @@ class ApiError(Exception):
 
     status = 400
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.headers = headers or {}
         if status is not None:
             self.status = status
 
@@ -31,6 +34,16 @@ class ServiceUnavailable(ApiError):
     status = 503
 
 
+class TooManyRequests(ApiError):
+    """A rate limit: `retry_after` is the `Retry-After` value in whole seconds."""
+
+    status = 429
+
+    def __init__(self, retry_after: str, what: str = "requests") -> None:
+        super().__init__(f"too many {what}; retry in {retry_after} s",
+                         headers={"Retry-After": retry_after})
+
+
 def json_error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response({"error": message, "status": status}, status=status, headers=headers)
 
@@ -41,7 +54,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as err:
-        return json_error(err.status, err.message)
+        return json_error(err.status, err.message, err.headers or None)
+    except (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+            asyncpg.TooManyConnectionsError, asyncpg.InterfaceError) as err:
+        # PostgreSQL is down or unreachable: a clear, retryable answer, never a 500 or a hang.
+        log.warning("database unavailable on %s %s: %s", request.method, request.path,
+                    type(err).__name__)
+        return json_error(503, "the service is temporarily unavailable; try again shortly",
+                          {"Retry-After": "5"})
     except web.HTTPException as err:
         if err.status < 400:
             raise

@@ -1,0 +1,126 @@
+"""Server-side sessions: an opaque token in an HttpOnly cookie, its hash in PostgreSQL.
+
+The cookie holds a random token; the `sessions` row holds only its SHA-256, so a
+copy of the database opens no session. Each session has its own CSRF token, an
+HMAC of the session token (so every page of the session gets the same one, and
+its hash is stored beside the session's): every state-changing request made
+with the cookie must send it back in `X-CSRF-Token`, which a cross-site page
+cannot read.
+
+Until sign-in exists (the identity issue), `development_session` gives the
+newest demo person (made by `oo dev`) a session; it refuses outside `dev`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+from aiohttp import web
+
+from web.errors import ApiError
+
+COOKIE = "oo_session"
+CSRF_HEADER = "X-CSRF-Token"
+LIFETIME = timedelta(days=30)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+DEMO_NAME = "oO demo"  # users.display_name of demo people (oo/dev.py)
+
+
+class Unauthorized(ApiError):
+    status = 401
+
+
+class Forbidden(ApiError):
+    status = 403
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """An open session: who, and the two secrets the browser holds (never stored)."""
+
+    user_id: uuid.UUID
+    token: str
+    csrf_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The person a request acts for, and their session's token (from the cookie)."""
+
+    user_id: uuid.UUID
+    token: str
+
+    @property
+    def csrf_token(self) -> str:
+        return csrf_of(self.token)
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def csrf_of(token: str) -> str:
+    """The session's CSRF token: derived from the session token, useless without the cookie."""
+    return hmac.new(token.encode(), b"oo csrf v1", hashlib.sha256).hexdigest()
+
+
+async def open_session(conn: asyncpg.Connection | asyncpg.Pool, user_id: uuid.UUID, *,
+                       user_agent: str | None = None) -> Session:
+    """A new session for `user_id`; the tokens are returned once and stored hashed."""
+    token = secrets.token_urlsafe(32)
+    csrf = csrf_of(token)
+    now = datetime.now(UTC)
+    await conn.execute(
+        """INSERT INTO sessions (id, user_id, created_at, expires_at, csrf_token_hash, user_agent)
+           VALUES ($1, $2, $3, $4, $5, $6)""",
+        digest(token), user_id, now, now + LIFETIME, digest(csrf), (user_agent or "")[:300])
+    return Session(user_id, token, csrf)
+
+
+async def caller(request: web.Request, pool: asyncpg.Pool) -> Caller | None:
+    """The session behind the request's cookie, if it is open and unexpired."""
+    token = request.cookies.get(COOKIE)
+    if not token or len(token) > 200:
+        return None
+    row = await pool.fetchrow(
+        """UPDATE sessions SET last_seen_at = now()
+           WHERE id = $1 AND expires_at > now()
+           RETURNING user_id""", digest(token))
+    if row is None:
+        return None
+    return Caller(row["user_id"], token)
+
+
+async def require(request: web.Request, pool: asyncpg.Pool) -> Caller:
+    """The caller, or 401; for unsafe methods also a matching CSRF token, or 403."""
+    who = await caller(request, pool)
+    if who is None:
+        raise Unauthorized("sign in first: no open session")
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not sent or not hmac.compare_digest(sent.encode(), who.csrf_token.encode()):
+            raise Forbidden(f"missing or wrong {CSRF_HEADER} header")
+    return who
+
+
+def set_cookie(response: web.StreamResponse, session: Session, *, secure: bool) -> None:
+    response.set_cookie(COOKIE, session.token, max_age=int(LIFETIME.total_seconds()), path="/",
+                        httponly=True, secure=secure, samesite="Lax")
+
+
+async def development_session(pool: asyncpg.Pool, env: str,
+                              user_agent: str | None = None) -> Session | None:
+    """A session for the newest demo person (`oo dev`), only when OO_ENV=dev."""
+    if env != "dev":
+        return None
+    user_id = await pool.fetchval(
+        "SELECT id FROM users WHERE display_name = $1 ORDER BY created_at DESC LIMIT 1", DEMO_NAME)
+    if user_id is None:
+        return None
+    return await open_session(pool, user_id, user_agent=user_agent)
