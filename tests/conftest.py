@@ -4,7 +4,7 @@ Tests use their own ports and state folder, so they never touch a running
 `oo dev`. A service already running there is reused; what a session starts it
 also stops. Override with OO_TEST_KAFKA_BOOTSTRAP / OO_TEST_DATABASE_URL.
 
-OO_TEST_SLOT=N (0-3, default 0) moves every port a test uses N*1000 lower and
+OO_TEST_SLOT=N (0-7, default 0) moves every port a test uses N*1000 lower and
 the state folder to its own path, so N+1 test sessions can run side by side
 on one machine without sharing a broker or a database.
 """
@@ -25,8 +25,8 @@ from oo.migrate import migrate
 from oo.settings import Settings
 
 SLOT = int(os.environ.get("OO_TEST_SLOT", "0"))
-if not 0 <= SLOT <= 3:
-    raise SystemExit(f"OO_TEST_SLOT must be 0-3, got {SLOT}")
+if not 0 <= SLOT <= 7:
+    raise SystemExit(f"OO_TEST_SLOT must be 0-7, got {SLOT}")
 
 
 def port(number: int) -> int:
