@@ -9,6 +9,7 @@ token (web/session.py).
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,9 +24,10 @@ from domain.clock import is_known_zone
 from domain.reactions import Refuse, Repeat
 from topics.codec import InvalidRecord, Limit, from_plain
 from topics.records import LifecycleChanged, MinuteOfDay
-from web.errors import ApiError, NotFound
-from web.keys import DB, HUB, POLICY, VAPID_PUBLIC_KEY
-from web.session import COOKIE, require
+from web.errors import ApiError, NotFound, TooManyRequests
+from web.keys import DB, HUB, POLICY, REACTION_LIMITER, SUBSCRIBE_LIMITER, VAPID_PUBLIC_KEY
+from web.ratelimit import RateLimiter, retry_after
+from web.session import COOKIE, Caller, require
 
 routes = web.RouteTableDef()
 KEEPALIVE_S = 15.0
@@ -99,6 +101,13 @@ async def body(request: web.Request, cls: type[Any]) -> Any:
         raise ApiError(f"invalid body: {err.reason}") from None
 
 
+def limit(request: web.Request, key: web.AppKey[RateLimiter], who: Caller, what: str) -> None:
+    """429 with Retry-After once this person's bucket for `what` is empty."""
+    wait = request.app[key].take(who.user_id, time.monotonic())
+    if wait:
+        raise TooManyRequests(retry_after(wait), what)
+
+
 def people(request: web.Request) -> People:
     return People(request.app[DB])
 
@@ -119,6 +128,7 @@ async def current_tip(request: web.Request) -> web.Response:
 @routes.post(r"/api/tips/{decision_id:[A-Za-z0-9:_.\-]{1,128}}/reactions")
 async def reaction(request: web.Request) -> web.Response:
     who = await require(request, request.app[DB])
+    limit(request, REACTION_LIMITER, who, "reactions")
     sent: ReactionBody = await body(request, ReactionBody)
     result = await people(request).react(
         who.user_id, request.match_info["decision_id"], sent.reaction,
@@ -178,6 +188,7 @@ def _next_check(tip: dict[str, Any] | None) -> float:
 @routes.post("/api/context")
 async def context(request: web.Request) -> web.Response:
     who = await require(request, request.app[DB])
+    limit(request, REACTION_LIMITER, who, "reactions")
     sent: ContextBody = await body(request, ContextBody)
     await people(request).observe(who.user_id, sent.kind, sent.device, now(), str(uuid.uuid4()))
     return web.json_response({"status": "accepted"}, status=202)
@@ -219,6 +230,7 @@ async def vapid_public_key(request: web.Request) -> web.Response:
 @routes.post("/api/push/subscriptions")
 async def subscribe(request: web.Request) -> web.Response:
     who = await require(request, request.app[DB])
+    limit(request, SUBSCRIBE_LIMITER, who, "subscription changes")
     sent: SubscriptionBody = await body(request, SubscriptionBody)
     policy: EndpointPolicy = request.app[POLICY]
     try:
@@ -232,6 +244,7 @@ async def subscribe(request: web.Request) -> web.Response:
 @routes.delete("/api/push/subscriptions")
 async def unsubscribe(request: web.Request) -> web.Response:
     who = await require(request, request.app[DB])
+    limit(request, SUBSCRIBE_LIMITER, who, "subscription changes")
     sent: UnsubscribeBody = await body(request, UnsubscribeBody)
     if not await people(request).unsubscribe(who.user_id, sent.endpoint):
         raise NotFound("no such subscription")

@@ -17,9 +17,19 @@ from adapters.people import People
 from oo.health import readiness
 from oo.settings import Settings
 from oo.vapid import VapidKeyError, generate_keys, load_vapid
-from web import api, ingest
+from web import api, auth, ingest
 from web.errors import error_middleware
-from web.keys import DB, HUB, INGEST_LIMITER, POLICY, RELAY, SETTINGS, VAPID_PUBLIC_KEY
+from web.keys import (
+    DB,
+    HUB,
+    INGEST_LIMITER,
+    POLICY,
+    REACTION_LIMITER,
+    RELAY,
+    SETTINGS,
+    SUBSCRIBE_LIMITER,
+    VAPID_PUBLIC_KEY,
+)
 from web.live import LiveHub
 from web.page import render_page
 from web.ratelimit import RateLimiter
@@ -28,7 +38,11 @@ from web.session import caller, development_session, set_cookie
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
-INGEST_RATE, INGEST_BURST = 2.0, 20  # per ingest token: 20 batches at once, then 2 per second
+MAX_BODY = 256 * 1024  # bytes of a request body; more is a 413
+# Rate limits (token buckets, per web process): a burst, then a steady rate per second.
+INGEST_RATE, INGEST_BURST = 2.0, 20  # per ingest token
+REACTION_RATE, REACTION_BURST = 1.0, 30  # per person: reactions and context signals
+SUBSCRIBE_RATE, SUBSCRIBE_BURST = 0.1, 10  # per person: push subscribe/unsubscribe
 
 
 def create_app(settings: Settings, *, relay: bool = True) -> web.Application:
@@ -36,13 +50,16 @@ def create_app(settings: Settings, *, relay: bool = True) -> web.Application:
 
     `relay=False` leaves the outbox to another process (tests of the relay itself).
     """
-    app = web.Application(middlewares=[security_headers, error_middleware], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[security_headers, error_middleware], client_max_size=MAX_BODY)
     app[SETTINGS] = settings
     app[VAPID_PUBLIC_KEY] = vapid_public_key(settings)
     app[POLICY] = EndpointPolicy.for_env(settings.env, extra=settings.push_extra_hosts)
     app[INGEST_LIMITER] = RateLimiter(rate=INGEST_RATE, burst=INGEST_BURST)
+    app[REACTION_LIMITER] = RateLimiter(rate=REACTION_RATE, burst=REACTION_BURST)
+    app[SUBSCRIBE_LIMITER] = RateLimiter(rate=SUBSCRIBE_RATE, burst=SUBSCRIBE_BURST)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_live)
+    app.cleanup_ctx.append(auth.identity_context)
     if relay:
         app.cleanup_ctx.append(_relay)
     app.router.add_get("/health", health)
@@ -54,6 +71,7 @@ def create_app(settings: Settings, *, relay: bool = True) -> web.Application:
     app.router.add_get("/api/openapi.yaml", _file("openapi.yaml", "application/yaml"))
     app.router.add_routes(api.routes)
     app.router.add_routes(ingest.routes)
+    app.router.add_routes(auth.routes)
     app.router.add_static("/static/", STATIC, append_version=False)
     return app
 
@@ -137,6 +155,8 @@ async def index(request: web.Request) -> web.Response:
     fresh = None
     if who is None:
         fresh = await development_session(pool, settings.env, request.headers.get("User-Agent"))
+        if fresh is None and auth.OIDC in request.app:
+            return auth.redirect("/signin")
     user_id = who.user_id if who else fresh.user_id if fresh else None
     csrf = who.csrf_token if who else fresh.csrf_token if fresh else ""
     tip = await People(pool).current_tip(user_id, datetime.now(UTC)) if user_id else None

@@ -32,7 +32,7 @@ from web.session import Unauthorized, require
 routes = web.RouteTableDef()
 # Lifecycle events (account created, deletion) come only from oO itself.
 INGESTIBLE = ("tasks", "habits", "calendar", "mood", "context")
-MAX_BATCH = 500
+MAX_BATCH = 100  # 100 signals of the largest kind fit in the 256 KiB body limit
 Domain = Literal["tasks", "habits", "calendar", "mood", "context"]
 
 

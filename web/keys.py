@@ -18,3 +18,5 @@ RELAY = web.AppKey("relay", OutboxRelay)
 POLICY = web.AppKey("policy", EndpointPolicy)
 VAPID_PUBLIC_KEY = web.AppKey("vapid_public_key", str)
 INGEST_LIMITER = web.AppKey("ingest_limiter", RateLimiter)
+REACTION_LIMITER = web.AppKey("reaction_limiter", RateLimiter)  # per person
+SUBSCRIBE_LIMITER = web.AppKey("subscribe_limiter", RateLimiter)  # per person

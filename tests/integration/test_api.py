@@ -21,7 +21,7 @@ from topics.admin import ensure_topics
 from topics.catalog import FEEDBACK, SIGNALS
 from topics.codec import decode
 from topics.records import ContextObserved, FeedbackGiven, LifecycleChanged, Tip, TipDecided
-from web.app import create_app
+from web.app import MAX_BODY, create_app
 from web.session import COOKIE, open_session
 
 pytestmark = pytest.mark.integration
@@ -189,7 +189,7 @@ async def test_malformed_requests_get_4xx_json_never_500(client, pool, person):
                                                            "Content-Type": "application/json"}),
         await client.post(url, data=b"reaction=done", headers={
             **person.headers(), "Content-Type": "application/x-www-form-urlencoded"}),
-        await client.post(url, data=b"x" * 100_000, headers={**person.headers(),
+        await client.post(url, data=b"x" * (MAX_BODY + 1), headers={**person.headers(),
                                                              "Content-Type": "application/json"}),
         await client.post("/api/tips/nope/reactions", json={"reaction": "done"},
                           headers=person.headers()),
@@ -332,3 +332,23 @@ async def test_delete_me_needs_confirmation_then_removes_the_person(client, pool
     (event,) = await consume_until(kafka, SIGNALS["lifecycle"].name, lambda kept: len(kept) >= 1,
                                    keep=lambda r: r.key == key, timeout=30)
     assert decode(LifecycleChanged, event.value).change == "deletion_requested"
+
+
+async def test_a_burst_of_reactions_gets_429_and_other_people_are_unaffected(client, pool, person):
+    statuses = []
+    for _ in range(40):
+        response = await client.post("/api/context", json={"kind": "page_visible"},
+                                     headers=person.headers())
+        statuses.append(response.status)
+        if response.status == 429:
+            assert int(response.headers["Retry-After"]) >= 1
+            assert "too many reactions" in (await response.json())["error"]
+    assert statuses.count(202) >= 30 and 429 in statuses
+    other_id = await pool.fetchval("INSERT INTO users DEFAULT VALUES RETURNING id")
+    try:
+        other = await open_session(pool, other_id)
+        response = await client.post("/api/context", json={"kind": "page_visible"}, headers={
+            "Cookie": f"{COOKIE}={other.token}", "X-CSRF-Token": other.csrf_token})
+        assert response.status == 202
+    finally:
+        await pool.execute("DELETE FROM users WHERE id = $1", other_id)
