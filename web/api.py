@@ -156,7 +156,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     last: object = ...
     try:
         await response.write(b"retry: 2000\n\n")
-        while True:
+        while not hub.closing:
             wake.clear()
             tip = await people(request).current_tip(who.user_id, now())
             if tip != last:

@@ -59,6 +59,7 @@ def create_app(settings: Settings, *, relay: bool = True) -> web.Application:
     app[SUBSCRIBE_LIMITER] = RateLimiter(rate=SUBSCRIBE_RATE, burst=SUBSCRIBE_BURST)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_live)
+    app.on_shutdown.append(_close_streams)
     app.cleanup_ctx.append(auth.identity_context)
     if relay:
         app.cleanup_ctx.append(_relay)
@@ -108,6 +109,11 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
     app[HUB] = hub
     yield
     await hub.stop()
+
+
+async def _close_streams(app: web.Application) -> None:
+    # on_shutdown runs before aiohttp waits for open requests: end the event streams now.
+    app[HUB].close_streams()
 
 
 async def _relay(app: web.Application) -> AsyncIterator[None]:

@@ -55,6 +55,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as err:
         return json_error(err.status, err.message, err.headers or None)
+    except ConnectionResetError:
+        raise  # the client hung up: nothing to answer, and not the database's fault
     except (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
             asyncpg.TooManyConnectionsError, asyncpg.InterfaceError) as err:
         # PostgreSQL is down or unreachable: a clear, retryable answer, never a 500 or a hang.

@@ -31,11 +31,18 @@ class LiveHub:
         self._streams: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
+        self.closing = False  # set on shutdown: open streams end at once
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._listen(), name="oo-live-listen")
 
+    def close_streams(self) -> None:
+        """Shutdown: wake every open stream so it ends now, not at its next keepalive."""
+        self.closing = True
+        self._wake_all()
+
     async def stop(self) -> None:
+        self.close_streams()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

@@ -148,7 +148,7 @@
     return hourLater;
   }
 
-  function until(at) {
+  function formatWhen(at) {
     const sameDay = at.toDateString() === new Date().toDateString();
     const time = at.toLocaleTimeString([], { hour: 'numeric', minute: '2-digit' });
     return sameDay ? time : `${at.toLocaleDateString([], { weekday: 'long' })} ${time}`;
@@ -247,7 +247,7 @@
     if (!reaction) return closeMenu();
     if (reaction !== 'snooze') return react(reaction);
     const at = snoozeUntil(button.dataset.when, new Date());
-    react('snooze', { snooze_until: at.toISOString() }, `Snoozed until ${until(at)}.`);
+    react('snooze', { snooze_until: at.toISOString() }, `Snoozed until ${formatWhen(at)}.`);
   });
   el.menu.addEventListener('keydown', (e) => {
     const items = [...el.menu.querySelectorAll('button')];
