@@ -139,6 +139,8 @@ def _parser() -> argparse.ArgumentParser:
     public.set_defaults(run=_vapid_public)
     vapid.set_defaults(run=lambda s, a: _help(vapid))
 
+    _add_contracts(sub)
+
     settings = sub.add_parser("settings", help="print the effective settings",
                               description="Print every setting with its effective value.")
     settings.set_defaults(run=_settings)
@@ -319,6 +321,46 @@ def _settings(settings: Settings, args: argparse.Namespace) -> int:
     for name, value in settings.redacted().items():
         print(f"{name:<18} {value}")
     return 0
+
+
+def _add_contracts(sub: argparse._SubParsersAction) -> None:
+    contracts = sub.add_parser(
+        "contracts", help="the published topic contracts (AsyncAPI) and their compatibility gate",
+        description="Generate docs/asyncapi.yaml (and .json) from topics/, check it is current "
+        "and that no record changed incompatibly since contracts/released.json, or release.")
+    actions = contracts.add_subparsers(title="actions", metavar="ACTION")
+    write = actions.add_parser("write", help="regenerate docs/asyncapi.yaml and docs/asyncapi.json",
+                               description="Regenerate the AsyncAPI document from the topic "
+                               "catalog and record classes (only files that changed are written).")
+    write.set_defaults(run=_contracts_run("write"))
+    check = actions.add_parser("check", help="fail if the document is stale or a change breaks",
+                               description="Exit non-zero if docs/asyncapi.* differ from a fresh "
+                               "generation, or if a record changed incompatibly (field removed, "
+                               "type changed, new required field, enum value removed, tighter "
+                               "limit) since contracts/released.json without a version bump.")
+    check.set_defaults(run=_contracts_run("check"))
+    release = actions.add_parser("release", help="record the current schemas as released",
+                                 description="Write the current record schemas to "
+                                 "contracts/released.json, the baseline of `check`. Refuses "
+                                 "incompatible changes without a version bump.")
+    release.add_argument("--accept-breaking", action="store_true",
+                         help="release even incompatible changes without a version bump")
+    release.set_defaults(run=_contracts_run("release"))
+    contracts.set_defaults(run=lambda s, a: _help(contracts))
+
+
+def _contracts_run(action: str) -> Callable[[Settings, argparse.Namespace], int]:
+    def run(settings: Settings, args: argparse.Namespace) -> int:
+        from oo import contracts
+
+        try:
+            if action == "release":
+                return contracts.release(_say, accept_breaking=args.accept_breaking)
+            return contracts.write(_say) if action == "write" else contracts.check(_say)
+        except contracts.ContractsError as err:
+            raise CliError(str(err)) from None
+
+    return run
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
 fi
 # Browser tests drive Debian's Chromium with Playwright (never a downloaded browser).
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# Test peers from the npm registry (the OpenID provider, the AsyncAPI parser).
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 

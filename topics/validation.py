@@ -26,6 +26,9 @@ def decode_event(spec: TopicSpec, key: bytes | None, value: bytes | None) -> Eve
     return record
 
 
+RAW_KEPT = 40_000  # bytes of a refused message kept in its dead letter (base64: 53,336 chars)
+
+
 def dead_letter(
     *,
     topic: str,
@@ -46,6 +49,10 @@ def dead_letter(
                 user_id = text
         except UnicodeDecodeError:
             pass
+    raw = value or b""
+    if len(raw) > RAW_KEPT:
+        # The whole dead letter must itself be a valid record (at most 64 KiB).
+        reason = f"{reason[:900]} (raw truncated to the first {RAW_KEPT} of {len(raw)} bytes)"
     return DeadLettered(
         event_id=f"dl-{ident}",
         user_id=user_id,
@@ -56,7 +63,7 @@ def dead_letter(
         offset=offset,
         key=None if key is None else base64.b64encode(key[:768]).decode(),
         reason=reason[:1000],
-        raw=base64.b64encode((value or b"")[:150_000]).decode(),
+        raw=base64.b64encode(raw[:RAW_KEPT]).decode(),
     )
 
 

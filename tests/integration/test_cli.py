@@ -13,7 +13,8 @@ from tests.helpers import ROOT
 pytestmark = pytest.mark.integration
 COMMANDS = [[], ["infra"], ["infra", "up"], ["infra", "down"], ["infra", "status"], ["migrate"],
             ["topics"], ["worker"], ["web"], ["dev"], ["simulate"], ["settings"],
-            ["vapid"], ["vapid", "generate"], ["vapid", "public-key"]]
+            ["vapid"], ["vapid", "generate"], ["vapid", "public-key"],
+            ["contracts"], ["contracts", "write"], ["contracts", "check"], ["contracts", "release"]]
 
 
 def oo(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

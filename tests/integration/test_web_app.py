@@ -58,3 +58,10 @@ async def test_the_page_is_served_black_with_a_strict_csp(client):
     text = await response.text()
     assert response.status == 200 and "<main" in text and "<script>" not in text
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+
+
+async def test_the_published_contracts_are_served(client):
+    for path, words in (("/api/asyncapi.yaml", "asyncapi: 3.0.0"), ("/api/asyncapi.json", '"asyncapi"'),
+                        ("/api/openapi.yaml", "openapi: 3.1.0")):
+        response = await client.get(path)
+        assert response.status == 200 and words in await response.text(), path

@@ -38,3 +38,17 @@ def test_dead_letter_of_a_binary_key_has_no_user():
     letter = dead_letter(topic="t", partition=0, offset=0, key=b"\xff\x00", value=None,
                          reason="r", now=NOW)
     assert letter.user_id is None and base64.b64decode(letter.key) == b"\xff\x00"
+
+
+def test_a_dead_letter_of_a_huge_message_is_itself_a_valid_record():
+    from datetime import UTC, datetime
+
+    from topics.codec import decode, encode
+    from topics.records import DeadLettered
+    from topics.validation import RAW_KEPT, dead_letter
+
+    letter = dead_letter(topic="oo.signals.mood", partition=0, offset=7, key=b"u",
+                         value=b"x" * 150_000, reason="record: too large", now=datetime.now(UTC))
+    again = decode(DeadLettered, encode(letter))
+    assert again == letter and "truncated to the first 40000 of 150000 bytes" in letter.reason
+    assert len(letter.raw) == 4 * -(-RAW_KEPT // 3)  # base64 of the first RAW_KEPT bytes
