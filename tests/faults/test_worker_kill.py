@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.faults.conftest import wait
 from tests.helpers import consume_until, produce, read_to_end
 from topics.catalog import SIGNALS, TIPS_DECIDED
 from topics.codec import decode, encode
