@@ -25,6 +25,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from adapters.db import UNAVAILABLE
 from topics.catalog import TopicSpec
 from topics.codec import encode
 from topics.records import Event
@@ -73,8 +74,7 @@ class OutboxRelay:
                 delay = 0.2
             except asyncio.CancelledError:
                 raise
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError,
-                    TimeoutError) as err:
+            except (*UNAVAILABLE, asyncpg.PostgresError, KafkaError) as err:
                 log.warning("outbox relay: %s (%s); retrying in up to %.1fs",
                             type(err).__name__, err, delay)
                 if not self._stopping:

@@ -31,6 +31,7 @@ import asyncpg
 import faust
 from mode import Service
 
+from adapters.db import UNAVAILABLE
 from adapters.endpoints import EndpointPolicy, guarded_connector
 from adapters.tips import PendingPush, Recorded, TipStore
 from adapters.webpush import PushSender
@@ -171,8 +172,7 @@ async def _retrying(step: Any, what: str) -> Any:
     while True:
         try:
             return await step()
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
-                asyncpg.InterfaceError, TimeoutError) as err:
+        except UNAVAILABLE as err:
             log.warning("notify: %s failed (%s); retrying in up to %.1fs", what,
                         type(err).__name__, delay)
             await asyncio.sleep(random.uniform(0, delay))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-import asyncpg
 from aiohttp import web
+
+from adapters.db import UNAVAILABLE
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -57,8 +58,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_error(err.status, err.message, err.headers or None)
     except ConnectionResetError:
         raise  # the client hung up: nothing to answer, and not the database's fault
-    except (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
-            asyncpg.TooManyConnectionsError, asyncpg.InterfaceError) as err:
+    except UNAVAILABLE as err:
         # PostgreSQL is down or unreachable: a clear, retryable answer, never a 500 or a hang.
         log.warning("database unavailable on %s %s: %s", request.method, request.path,
                     type(err).__name__)

@@ -18,6 +18,7 @@ from collections import defaultdict
 
 import asyncpg
 
+from adapters.db import UNAVAILABLE
 from adapters.tips import TIPS_CHANNEL as CHANNEL
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ class LiveHub:
                         await conn.execute("SELECT 1")  # notice a silently dead connection
             except asyncio.CancelledError:
                 raise
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as err:
+            except (*UNAVAILABLE, asyncpg.PostgresError) as err:
                 log.warning("live updates: listening failed (%s); retrying in up to %.1fs",
                             type(err).__name__, delay)
             finally:
