@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from datetime import datetime
 
 from topics.catalog import DEADLETTER, TopicSpec
@@ -26,6 +27,7 @@ def decode_event(spec: TopicSpec, key: bytes | None, value: bytes | None) -> Eve
     return record
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 RAW_KEPT = 40_000  # bytes of a refused message kept in its dead letter (base64: 53,336 chars)
 
 
@@ -45,11 +47,13 @@ def dead_letter(
     if key is not None:
         try:
             text = key.decode("utf-8")
-            if 0 < len(text) <= 128:
+            if 0 < len(text) <= 128 and not _CONTROL.search(text):
                 user_id = text
         except UnicodeDecodeError:
             pass
     raw = value or b""
+    # A reason can quote the message (an unknown field's name): keep it printable and valid.
+    reason = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", reason)
     if len(raw) > RAW_KEPT:
         # The whole dead letter must itself be a valid record (at most 64 KiB).
         reason = f"{reason[:900]} (raw truncated to the first {RAW_KEPT} of {len(raw)} bytes)"
