@@ -28,6 +28,7 @@ from aiokafka.errors import KafkaError
 from adapters.db import UNAVAILABLE
 from topics.catalog import TopicSpec
 from topics.codec import encode
+from topics import trace
 from topics.records import Event
 
 log = logging.getLogger(__name__)
@@ -39,9 +40,15 @@ RETRY_CAP_S = 10.0
 
 async def add(conn: asyncpg.Connection, topic: TopicSpec, record: Event,
               headers: dict[str, str] | None = None) -> None:
-    """Queue `record` for `topic` (keyed by its user id) inside the caller's transaction."""
+    """Queue `record` for `topic` (keyed by its user id) inside the caller's transaction.
+
+    Without `headers`, the event carries the current request's `traceparent`.
+    """
     if not isinstance(record, topic.record):
         raise TypeError(f"{topic.name} carries {topic.record.__name__}, not {type(record).__name__}")
+    if headers is None:
+        traceparent = trace.current.get()
+        headers = {"traceparent": traceparent} if traceparent else {}
     await conn.execute(
         "INSERT INTO outbox (topic, key, payload, headers) VALUES ($1, $2, $3::jsonb, $4::jsonb)",
         topic.name, record.user_id, encode(record).decode(), orjson.dumps(headers or {}).decode())

@@ -68,4 +68,18 @@ def _register_pages(app: faust.App, settings: Settings, counters: Counters) -> N
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
-        return web.text(counters.prometheus(), content_type="text/plain; version=0.0.4")
+        text = counters.prometheus() + consumer_lag(app)
+        return web.text(text, content_type="text/plain; version=0.0.4")
+
+
+def consumer_lag(app: faust.App) -> str:
+    """Messages not yet read per assigned partition (end offset − last read), from Faust's monitor."""
+    monitor = app.monitor
+    ends = getattr(monitor, "tp_end_offsets", None) or {}
+    reads = getattr(monitor, "tp_read_offsets", None) or {}
+    lines = ["# TYPE oo_consumer_lag gauge"]
+    for tp, end in sorted(ends.items()):
+        read = reads.get(tp)
+        lag = max(0, end - (read + 1)) if read is not None else end
+        lines.append(f'oo_consumer_lag{{topic="{tp.topic}",partition="{tp.partition}"}} {lag}')
+    return "\n".join(lines) + "\n"

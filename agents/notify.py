@@ -38,8 +38,10 @@ from adapters.webpush import PushSender
 from agents.counters import Counters
 from agents.deadletters import DeadLetterSink
 from domain.push import Expired, PushOutcome, PushPlan, plan_tip, plan_withdrawal
+from oo import logs
 from oo.settings import Settings
 from oo.vapid import generate_keys, load_vapid
+from topics import trace
 from topics.catalog import FEEDBACK, TIPS_DECIDED
 from topics.codec import InvalidRecord
 from topics.records import FeedbackGiven, TipDecided
@@ -179,6 +181,17 @@ async def _retrying(step: Any, what: str) -> Any:
             delay = min(delay * 2, RETRY_CAP_S)
 
 
+def trace_of(headers: Any) -> str | None:
+    """The trace id of a message's `traceparent` header, if it has a valid one."""
+    if not headers:
+        return None
+    items = headers.items() if isinstance(headers, dict) else headers
+    for name, value in items:
+        if name == "traceparent" and value is not None:
+            return trace.trace_id(bytes(value).decode("ascii", "replace"))
+    return None
+
+
 def register(app: faust.App, settings: Settings, dead: DeadLetterSink,
              counters: Counters) -> Notifier:
     """Declare the notify agent and its service on `app`."""
@@ -197,7 +210,10 @@ def register(app: faust.App, settings: Settings, dead: DeadLetterSink,
             except InvalidRecord as err:
                 await dead.put(message, err.reason)
                 continue
-            await notifier.deliver(record)  # type: ignore[arg-type]
+            with logs.bound(user_id=record.user_id, event_id=record.event_id,
+                            decision_id=record.decision_id,  # type: ignore[attr-defined]
+                            trace_id=trace_of(message.headers)):
+                await notifier.deliver(record)  # type: ignore[arg-type]
 
     feedback = app.topic(FEEDBACK.name, key_type=bytes, value_type=bytes,
                          key_serializer="raw", value_serializer="raw",
@@ -211,6 +227,9 @@ def register(app: faust.App, settings: Settings, dead: DeadLetterSink,
                 record = decode_event(FEEDBACK, message.key, message.value)
             except InvalidRecord:
                 continue  # the engine dead-letters it (one dead letter per message)
-            await notifier.close(record)  # type: ignore[arg-type]
+            with logs.bound(user_id=record.user_id, event_id=record.event_id,
+                            decision_id=record.decision_id,  # type: ignore[attr-defined]
+                            trace_id=trace_of(message.headers)):
+                await notifier.close(record)  # type: ignore[arg-type]
 
     return notifier

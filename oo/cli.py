@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -153,10 +152,9 @@ def _help(parser: argparse.ArgumentParser) -> int:
 
 
 def _setup_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from oo import logs
+
+    logs.configure(settings)  # JSON lines in production, text elsewhere (oo/logs.py)
 
 
 def _say(message: str) -> None:
@@ -240,7 +238,10 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
     _create_topics(settings, _say)
     app = create_app(settings)
-    worker = Worker(app, loglevel=settings.log_level, quiet=True)
+    from oo.logs import logging_config
+
+    worker = Worker(app, loglevel=settings.log_level, quiet=True,
+                    logging_config=logging_config(settings))
     worker.execute_from_commandline()
     return 0
 

@@ -18,7 +18,7 @@ from oo.contracts import ASYNCAPI_JSON, ASYNCAPI_YAML
 from oo.health import readiness
 from oo.settings import Settings
 from oo.vapid import VapidKeyError, generate_keys, load_vapid
-from web import api, auth, ingest
+from web import api, auth, connectors, ingest
 from web.errors import error_middleware
 from web.keys import (
     DB,
@@ -32,6 +32,7 @@ from web.keys import (
     VAPID_PUBLIC_KEY,
 )
 from web.live import LiveHub
+from web.observe import METRICS, WebMetrics, metrics, observe
 from web.page import render_page
 from web.ratelimit import RateLimiter
 from web.security import security_headers
@@ -51,7 +52,9 @@ def create_app(settings: Settings, *, relay: bool = True) -> web.Application:
 
     `relay=False` leaves the outbox to another process (tests of the relay itself).
     """
-    app = web.Application(middlewares=[security_headers, error_middleware], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[observe, security_headers, error_middleware],
+                          client_max_size=MAX_BODY)
+    app[METRICS] = WebMetrics()
     app[SETTINGS] = settings
     app[VAPID_PUBLIC_KEY] = vapid_public_key(settings)
     app[POLICY] = EndpointPolicy.for_env(settings.env, extra=settings.push_extra_hosts)
@@ -62,10 +65,12 @@ def create_app(settings: Settings, *, relay: bool = True) -> web.Application:
     app.cleanup_ctx.append(_live)
     app.on_shutdown.append(_close_streams)
     app.cleanup_ctx.append(auth.identity_context)
+    app.cleanup_ctx.append(connectors.connectors_context)
     if relay:
         app.cleanup_ctx.append(_relay)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
+    app.router.add_get("/metrics", metrics)
     app.router.add_get("/", index)
     app.router.add_get("/sw.js", _file("sw.js", "text/javascript", {"Cache-Control": "no-cache"}))
     app.router.add_get("/manifest.webmanifest",
@@ -77,6 +82,7 @@ def create_app(settings: Settings, *, relay: bool = True) -> web.Application:
     app.router.add_routes(api.routes)
     app.router.add_routes(ingest.routes)
     app.router.add_routes(auth.routes)
+    app.router.add_routes(connectors.routes)
     app.router.add_static("/static/", STATIC, append_version=False)
     return app
 

@@ -18,7 +18,7 @@ import pytest
 
 from oo.vapid import generate_keys
 from tests.faults.conftest import FaultWorker
-from tests.helpers import consume_until, produce
+from tests.helpers import consume_until, http_get, produce
 from tests.integration.test_notify import PUSH_PORT, push_service, tips_received  # noqa: F401
 from topics.catalog import SIGNALS, TIPS_DECIDED
 from topics.codec import encode
@@ -87,6 +87,12 @@ async def test_after_a_stop_the_lag_drains_and_no_expired_tip_is_pushed(
             assert time.monotonic() < deadline, "the fresh tip was never pushed"
             await asyncio.sleep(0.3)
         drained_s = time.monotonic() - started
+        deadline = time.monotonic() + 30
+        while (lag := worker.metric("oo_consumer_lag")) != 0:  # the worker sees it drained too
+            assert time.monotonic() < deadline, f"consumer lag still {lag}"
+            await asyncio.sleep(0.5)
+        lines = http_get(f"{worker.base}/metrics")[1].decode()
+        assert 'oo_consumer_lag{topic="oo.signals.mood"' in lines  # measured, not absent
         await asyncio.sleep(2)
         pushed = [t["decision_id"] for t in tips_received(client, device)]
         expired = worker.metric('oo_pushes_total{status="expired"}')

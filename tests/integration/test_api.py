@@ -146,7 +146,9 @@ async def test_an_expired_tip_is_not_shown_and_cannot_be_answered(client, pool, 
 async def test_done_is_recorded_once_and_its_feedback_reaches_kafka(client, pool, person, kafka):
     decision = await give_tip(pool, person)
     url = f"/api/tips/{decision}/reactions"
-    first = await client.post(url, json={"reaction": "done"}, headers=person.headers())
+    trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    first = await client.post(url, json={"reaction": "done"},
+                              headers={**person.headers(), "traceparent": trace})
     assert first.status == 202, await first.text()
     again = await client.post(url, json={"reaction": "done"}, headers=person.headers())
     assert again.status == 200 and (await again.json())["status"] == "already recorded"
@@ -162,6 +164,8 @@ async def test_done_is_recorded_once_and_its_feedback_reaches_kafka(client, pool
     events = [decode(FeedbackGiven, r.value) for r in records]
     assert [(e.reaction, e.user_id, e.source) for e in events] == [("done", str(person.id), "web")]
     assert records[0].key == str(person.id).encode()
+    headers = dict(records[0].headers)  # the request's trace travels with its event
+    assert headers["traceparent"].decode().startswith("00-4bf92f3577b34da6a3ce929d0e0e4736-")
 
 
 @pytest.mark.parametrize(("body", "status", "words"), [

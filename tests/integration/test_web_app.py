@@ -65,3 +65,14 @@ async def test_the_published_contracts_are_served(client):
                         ("/api/openapi.yaml", "openapi: 3.1.0")):
         response = await client.get(path)
         assert response.status == 200 and words in await response.text(), path
+
+
+async def test_requests_are_traced_and_counted(client):
+    incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    response = await client.get("/health", headers={"traceparent": incoming})
+    assert response.headers["traceparent"].startswith("00-4bf92f3577b34da6a3ce929d0e0e4736-")
+    await client.get("/no/such/page")
+    text = await (await client.get("/metrics")).text()
+    assert 'oo_web_requests_total{route="/health",method="GET",status="200"} 1' in text
+    assert 'oo_web_requests_total{route="unmatched",method="GET",status="404"} 1' in text
+    assert 'oo_web_request_seconds_count{route="/health"} 1' in text
