@@ -146,11 +146,20 @@ class People:
                 "preferences": await self.preferences(user_id)}
 
     async def delete(self, user_id: uuid.UUID, now: datetime, event_id: str) -> bool:
-        """Delete the person's rows (sessions, devices, tips cascade) and queue the deletion event."""
+        """Delete everything about the person and queue the deletion event, in one transaction.
+
+        Sessions, devices (push subscriptions), tips and their deliveries, consents,
+        connector credentials (revoke them at the services first: ConnectorService.forget),
+        ingest tokens and OAuth attempts go with the user row; events of theirs still
+        waiting in the outbox are dropped, so the only trace left is the deletion event
+        itself, until the relay has published it.
+        """
         async with self._pool.acquire() as conn, conn.transaction():
             deleted = await conn.fetchval("DELETE FROM users WHERE id = $1 RETURNING true", user_id)
             if not deleted:
                 return False
+            await conn.execute("DELETE FROM outbox WHERE key = $1 AND published_at IS NULL",
+                               str(user_id))
             await outbox.add(conn, SIGNALS["lifecycle"], LifecycleChanged(
                 event_id=event_id, user_id=str(user_id), occurred_at=now, source=SOURCE,
                 change="deletion_requested"))

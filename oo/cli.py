@@ -138,6 +138,22 @@ def _parser() -> argparse.ArgumentParser:
     public.set_defaults(run=_vapid_public)
     vapid.set_defaults(run=lambda s, a: _help(vapid))
 
+    vault = sub.add_parser("vault", help="the keys that seal connector tokens",
+                           description="Manage the vault that seals connector tokens "
+                           "(OO_VAULT_KEYS: kid:base64key, the current key first).")
+    vault_sub = vault.add_subparsers(title="actions", metavar="ACTION")
+    new_key = vault_sub.add_parser("new-key", help="print a new key entry for OO_VAULT_KEYS",
+                                   description="Print a fresh random key as kid:base64key. Put "
+                                   "it first in OO_VAULT_KEYS, keep the old keys after it, then "
+                                   "run `oo vault rotate`.")
+    new_key.set_defaults(run=_vault_new_key)
+    rotate = vault_sub.add_parser("rotate", help="re-seal every stored token under the current key",
+                                  description="Re-encrypt every connector credential sealed with "
+                                  "an older key under the first key of OO_VAULT_KEYS. Old keys "
+                                  "can be removed from OO_VAULT_KEYS once it reports 0 left.")
+    rotate.set_defaults(run=_vault_rotate)
+    vault.set_defaults(run=lambda s, a: _help(vault))
+
     _add_contracts(sub)
 
     settings = sub.add_parser("settings", help="print the effective settings",
@@ -316,6 +332,27 @@ def _vapid_public(settings: Settings, args: argparse.Namespace) -> int:
     from oo.vapid import cli_public_key
 
     return cli_public_key(settings.vapid_private_key)
+
+
+def _vault_new_key(settings: Settings, args: argparse.Namespace) -> int:
+    from adapters.vault import new_key, new_key_id
+
+    print(f"{new_key_id()}:{new_key()}")
+    return 0
+
+
+def _vault_rotate(settings: Settings, args: argparse.Namespace) -> int:
+    from adapters.vault import rotate_database
+
+    if not settings.vault_keys:
+        raise CliError("OO_VAULT_KEYS is not set: there is no key to rotate to")
+    resealed, left = asyncio.run(rotate_database(settings.database_url, settings.vault_keys))
+    _say(f"vault: {resealed} credentials re-sealed under key {settings.vault_keys[0][0]!r}; "
+         f"{left} left under other keys")
+    if left:
+        raise CliError(f"{left} credentials are sealed with keys missing from OO_VAULT_KEYS or "
+                       "do not open; keep those keys listed")
+    return 0
 
 
 def _settings(settings: Settings, args: argparse.Namespace) -> int:

@@ -28,6 +28,15 @@ exits 2 (no traceback).
 | OO_PUSH_CA_FILE | (none) | an extra CA the notifier trusts (dev and test only: the local push service) |
 | OO_DEV_PUSH_PORT | 18443 | port of the local push service `oo dev` starts (HTTPS, its own test CA) |
 | OO_PUSH_EXTRA_HOSTS | (none) | comma-separated host[:port] push services allowed beside the defaults (dev and test) |
+| OO_PUBLIC_URL | http://<OO_WEB_HOST>:<OO_WEB_PORT> | the URL people reach the web app at; OAuth redirects come back to it (https in production) |
+| OO_OIDC_ISSUER | https://accounts.google.com | the OpenID Connect provider people sign in with (its discovery document is read) |
+| OO_OIDC_CLIENT_ID | (none: sign-in shows "not configured") | oO's client id at that provider |
+| OO_OIDC_CLIENT_SECRET | (none) | oO's client secret at that provider (masked in `oo settings`) |
+| OO_VAULT_KEYS | (none: connectors show "not configured") | keys sealing connector tokens: comma-separated `kid:base64key` (32 bytes each), the current one first; `oo vault rotate` re-seals under it |
+| OO_TODOIST_CLIENT_ID | (none: Todoist shows "not configured") | oO's Todoist app client id |
+| OO_TODOIST_CLIENT_SECRET | (none) | oO's Todoist app client secret (masked in `oo settings`) |
+| OO_TODOIST_AUTH_URL | https://todoist.com | base of Todoist's OAuth endpoints (/oauth/authorize, /oauth/access_token) |
+| OO_TODOIST_API_URL | https://api.todoist.com | base of Todoist's API v1 (/api/v1/sync, /api/v1/access_tokens/revoke) |
 """
 
 from __future__ import annotations
@@ -35,7 +44,9 @@ from __future__ import annotations
 import getpass
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+import base64
+import binascii
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -46,7 +57,11 @@ VARIABLES = (
     "OO_APP_ID", "OO_STATE_DIR", "OO_CACHE_DIR", "OO_KAFKA_VERSION", "OO_LOG_LEVEL",
     "OO_POLICY", "OO_SHADOW_POLICIES", "OO_VAPID_PRIVATE_KEY", "OO_VAPID_SUBJECT",
     "OO_PUSH_CA_FILE", "OO_PUSH_EXTRA_HOSTS", "OO_DEV_PUSH_PORT",
+    "OO_PUBLIC_URL", "OO_OIDC_ISSUER", "OO_OIDC_CLIENT_ID", "OO_OIDC_CLIENT_SECRET",
+    "OO_VAULT_KEYS", "OO_TODOIST_CLIENT_ID", "OO_TODOIST_CLIENT_SECRET", "OO_TODOIST_AUTH_URL",
+    "OO_TODOIST_API_URL",
 )
+SECRETS = ("oidc_client_secret", "todoist_client_secret", "vault_keys")  # masked by redacted()
 LOG_LEVELS = ("debug", "info", "warning", "error")
 TABLE_STORES = ("rocksdb://", "memory://")
 
@@ -89,6 +104,16 @@ class Settings:
     push_ca_file: Path | None
     push_extra_hosts: tuple[str, ...]
     dev_push_port: int
+    public_url: str = "http://127.0.0.1:8080"
+    oidc_issuer: str = "https://accounts.google.com"
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = field(default=None, repr=False)
+    # (key id, 32-byte key), the current key first; see adapters/vault.py.
+    vault_keys: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
+    todoist_client_id: str | None = None
+    todoist_client_secret: str | None = field(default=None, repr=False)
+    todoist_auth_url: str = "https://todoist.com"
+    todoist_api_url: str = "https://api.todoist.com"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -120,7 +145,24 @@ class Settings:
             push_ca_file=reader.optional_path("OO_PUSH_CA_FILE"),
             push_extra_hosts=reader.host_list("OO_PUSH_EXTRA_HOSTS"),
             dev_push_port=reader.port("OO_DEV_PUSH_PORT", 18443),
+            public_url=reader.base_url("OO_PUBLIC_URL", _local_url(env), mode),
+            oidc_issuer=reader.base_url("OO_OIDC_ISSUER", "https://accounts.google.com", mode),
+            oidc_client_id=reader.optional("OO_OIDC_CLIENT_ID"),
+            oidc_client_secret=reader.optional("OO_OIDC_CLIENT_SECRET"),
+            vault_keys=reader.vault_keys("OO_VAULT_KEYS"),
+            todoist_client_id=reader.optional("OO_TODOIST_CLIENT_ID"),
+            todoist_client_secret=reader.optional("OO_TODOIST_CLIENT_SECRET"),
+            todoist_auth_url=reader.base_url("OO_TODOIST_AUTH_URL", "https://todoist.com", mode),
+            todoist_api_url=reader.base_url("OO_TODOIST_API_URL", "https://api.todoist.com", mode),
         )
+        for client, secret in (("OO_OIDC_CLIENT_ID", "OO_OIDC_CLIENT_SECRET"),
+                               ("OO_TODOIST_CLIENT_ID", "OO_TODOIST_CLIENT_SECRET")):
+            if (env.get(client) is None) != (env.get(secret) is None):
+                raise SettingsError(f"{client} and {secret} go together; set both or neither")
+        if (mode == "production" and (settings.oidc_configured or settings.todoist_configured)
+                and not settings.public_url.startswith("https://")):
+            raise SettingsError(f"OO_PUBLIC_URL={settings.public_url!r} must be https:// in "
+                                "production (sign-in and connectors redirect to it)")
         if mode == "production" and (settings.push_ca_file or settings.push_extra_hosts):
             raise SettingsError("OO_PUSH_CA_FILE and OO_PUSH_EXTRA_HOSTS are for dev and test "
                                 "only; unset them in production")
@@ -129,6 +171,16 @@ class Settings:
                 f"OO_WEB_PORT and OO_WORKER_WEB_PORT are both {settings.web_port}; they must differ"
             )
         return settings
+
+    @property
+    def oidc_configured(self) -> bool:
+        """Sign-in works only with a client id and secret at the provider."""
+        return bool(self.oidc_client_id and self.oidc_client_secret)
+
+    @property
+    def todoist_configured(self) -> bool:
+        """Todoist can be connected only with its app credentials and a vault key."""
+        return bool(self.todoist_client_id and self.todoist_client_secret and self.vault_keys)
 
     @property
     def kafka_bootstrap_servers(self) -> str:
@@ -146,6 +198,11 @@ class Settings:
         if parts.password:
             values["database_url"] = self.database_url.replace(f":{parts.password}@", ":***@", 1)
         values["kafka_bootstrap"] = self.kafka_bootstrap_servers
+        for name in SECRETS:
+            if getattr(self, name):
+                values[name] = "***"
+        if self.vault_keys:
+            values["vault_keys"] = ",".join(f"{kid}:***" for kid, _ in self.vault_keys)
         return values
 
     @property
@@ -172,6 +229,12 @@ class DatabaseTarget:
             user=parts.username or "oo",
             name=(parts.path or "/oo").lstrip("/") or "oo",
         )
+
+
+def _local_url(env: Mapping[str, str]) -> str:
+    host = env.get("OO_WEB_HOST", "").strip() or "127.0.0.1"
+    host = "127.0.0.1" if host == "0.0.0.0" else host
+    return f"http://{host}:{env.get('OO_WEB_PORT', '').strip() or 8080}"
 
 
 def _user() -> str:
@@ -248,6 +311,50 @@ class _Reader:
             if "/" in host or "@" in host or " " in host:
                 raise SettingsError(f"{name} entry {host!r} is not host[:port]")
         return hosts
+
+    def optional(self, name: str) -> str | None:
+        return self._raw(name)
+
+    def base_url(self, name: str, default: str, mode: str) -> str:
+        """An absolute http(s) URL without query or fragment, no trailing slash; https in production."""
+        value = (self._raw(name) or default).rstrip("/")
+        try:
+            parts = urlsplit(value)
+            _ = parts.port
+        except ValueError:
+            raise SettingsError(f"{name}={value!r} is not a URL") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
+                or parts.fragment or parts.username or parts.password:
+            raise SettingsError(f"{name}={value!r} must be an absolute http(s) URL without "
+                                "credentials, query or fragment")
+        if mode == "production" and parts.scheme != "https" and value != default:
+            raise SettingsError(f"{name}={value!r} must be https:// in production")
+        return value
+
+    def vault_keys(self, name: str) -> tuple[tuple[str, bytes], ...]:
+        value = self._env.get(name, "").strip()
+        if not value:
+            return ()
+        keys: list[tuple[str, bytes]] = []
+        for position, item in enumerate(value.split(","), 1):
+            kid, sep, encoded = item.strip().partition(":")
+            if not sep or not kid or not all(c.isalnum() or c in "-_." for c in kid) \
+                    or len(kid) > 32:
+                raise SettingsError(f"{name} entry {position} is not kid:base64key (kid: up to 32 "
+                                    "letters, digits, '-', '_', '.')")
+            try:
+                key = base64.b64decode(encoded + "=" * (-len(encoded) % 4),
+                                       altchars=b"-_" if "-" in encoded or "_" in encoded else None,
+                                       validate=True)
+            except (binascii.Error, ValueError):
+                raise SettingsError(f"{name} key {kid!r} is not base64") from None
+            if len(key) != 32:
+                raise SettingsError(f"{name} key {kid!r} is {len(key)} bytes; a key is 32 random "
+                                    "bytes (`oo vault new-key` prints one)")
+            if any(kid == seen for seen, _ in keys):
+                raise SettingsError(f"{name} names key {kid!r} twice")
+            keys.append((kid, key))
+        return tuple(keys)
 
     def optional_path(self, name: str) -> Path | None:
         value = self._raw(name)

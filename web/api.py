@@ -24,6 +24,7 @@ from domain.clock import is_known_zone
 from domain.reactions import Refuse, Repeat
 from topics.codec import InvalidRecord, Limit, from_plain
 from topics.records import LifecycleChanged, MinuteOfDay
+from web.account import delete_everything
 from web.errors import ApiError, NotFound, TooManyRequests
 from web.keys import DB, HUB, POLICY, REACTION_LIMITER, SUBSCRIBE_LIMITER, VAPID_PUBLIC_KEY
 from web.ratelimit import RateLimiter, retry_after
@@ -267,7 +268,7 @@ async def get_me(request: web.Request) -> web.Response:
 async def delete_me(request: web.Request) -> web.Response:
     who = await require(request, request.app[DB])
     await body(request, DeleteMeBody)  # the confirmation step: {"confirm": "delete everything"}
-    if not await people(request).delete(who.user_id, now(), str(uuid.uuid4())):
+    if not await delete_everything(request.app, who.user_id):  # web/account.py
         raise NotFound("no such person")
     response = web.Response(status=204)
     response.del_cookie(COOKIE, path="/")

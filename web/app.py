@@ -18,7 +18,7 @@ from oo.contracts import ASYNCAPI_JSON, ASYNCAPI_YAML
 from oo.health import readiness
 from oo.settings import Settings
 from oo.vapid import VapidKeyError, generate_keys, load_vapid
-from web import api, ingest
+from web import account, api, auth, connectors, ingest
 from web.errors import error_middleware
 from web.keys import (
     DB,
@@ -64,6 +64,8 @@ def create_app(settings: Settings, *, relay: bool = True) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_live)
     app.on_shutdown.append(_close_streams)
+    app.cleanup_ctx.append(auth.identity_context)
+    app.cleanup_ctx.append(connectors.connectors_context)
     if relay:
         app.cleanup_ctx.append(_relay)
     app.router.add_get("/health", health)
@@ -79,6 +81,9 @@ def create_app(settings: Settings, *, relay: bool = True) -> web.Application:
     app.router.add_get("/api/asyncapi.json", _file(ASYNCAPI_JSON, "application/json"))
     app.router.add_routes(api.routes)
     app.router.add_routes(ingest.routes)
+    app.router.add_routes(auth.routes)
+    app.router.add_routes(connectors.routes)
+    app.router.add_routes(account.routes)
     app.router.add_static("/static/", STATIC, append_version=False)
     return app
 
@@ -167,6 +172,8 @@ async def index(request: web.Request) -> web.Response:
     fresh = None
     if who is None:
         fresh = await development_session(pool, settings.env, request.headers.get("User-Agent"))
+        if fresh is None and auth.OIDC in request.app:
+            return auth.redirect("/signin")
     user_id = who.user_id if who else fresh.user_id if fresh else None
     csrf = who.csrf_token if who else fresh.csrf_token if fresh else ""
     tip = await People(pool).current_tip(user_id, datetime.now(UTC)) if user_id else None

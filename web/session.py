@@ -7,8 +7,17 @@ its hash is stored beside the session's): every state-changing request made
 with the cookie must send it back in `X-CSRF-Token`, which a cross-site page
 cannot read.
 
-Until sign-in exists (the identity issue), `development_session` gives the
-newest demo person (made by `oo dev`) a session; it refuses outside `dev`.
+HTML forms (sign-out, the connectors page) cannot set a header: they send the
+same token in a `csrf_token` field instead.
+
+Sessions are opened by sign-in (web/auth.py), which first closes the session
+the browser came with (rotation: a session token planted before sign-in is
+worthless after it); sign-out closes the session. The cookie is HttpOnly,
+SameSite=Lax, and Secure in production (behind a TLS-terminating proxy too)
+and whenever the request came over https.
+
+`development_session` gives the newest demo person (made by `oo dev`) a
+session without sign-in; it refuses outside `dev`.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from web.errors import ApiError
 
 COOKIE = "oo_session"
 CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"  # the same token in an HTML form
 LIFETIME = timedelta(days=30)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DEMO_NAME = "oO demo"  # users.display_name of demo people (oo/dev.py)
@@ -104,14 +114,42 @@ async def require(request: web.Request, pool: asyncpg.Pool) -> Caller:
         raise Unauthorized("sign in first: no open session")
     if request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER, "")
+        if not sent and request.content_type in ("application/x-www-form-urlencoded",
+                                                 "multipart/form-data"):
+            field = (await request.post()).get(CSRF_FIELD)
+            sent = field if isinstance(field, str) else ""
         if not sent or not hmac.compare_digest(sent.encode(), who.csrf_token.encode()):
             raise Forbidden(f"missing or wrong {CSRF_HEADER} header")
     return who
 
 
+def cookie_secure(request: web.Request, env: str) -> bool:
+    """Secure cookies in production (TLS may end at a proxy) and on any https request."""
+    return env == "production" or request.secure
+
+
 def set_cookie(response: web.StreamResponse, session: Session, *, secure: bool) -> None:
     response.set_cookie(COOKIE, session.token, max_age=int(LIFETIME.total_seconds()), path="/",
                         httponly=True, secure=secure, samesite="Lax")
+
+
+def clear_cookie(response: web.StreamResponse, *, secure: bool) -> None:
+    response.del_cookie(COOKIE, path="/", secure=secure, httponly=True, samesite="Lax")
+
+
+async def rotate(conn: asyncpg.Connection | asyncpg.Pool, request: web.Request,
+                 user_id: uuid.UUID) -> Session:
+    """Sign-in: close the session the browser came with (any person's) and open a new one."""
+    old = request.cookies.get(COOKIE)
+    if old and len(old) <= 200:
+        await conn.execute("DELETE FROM sessions WHERE id = $1", digest(old))
+    return await open_session(conn, user_id, user_agent=request.headers.get("User-Agent"))
+
+
+async def close(pool: asyncpg.Pool, token: str) -> bool:
+    """Sign-out: the session is deleted, its cookie opens nothing any more."""
+    return bool(await pool.fetchval("DELETE FROM sessions WHERE id = $1 RETURNING true",
+                                    digest(token)))
 
 
 async def development_session(pool: asyncpg.Pool, env: str,
