@@ -64,7 +64,17 @@ class TipStore:
         self._pool = pool
 
     async def record_decision(self, decided: TipDecided) -> Recorded:
-        """Persist the tip instance (idempotent on decision_id) and its pending deliveries."""
+        """Persist the tip instance (idempotent on decision_id) and its pending deliveries.
+
+        A decision for a person who has no account, or whose account is deleted
+        meanwhile, is not stored (`known_user` False).
+        """
+        try:
+            return await self._record(decided)
+        except asyncpg.ForeignKeyViolationError:  # the person was deleted during the insert
+            return Recorded(False, False, (), ())
+
+    async def _record(self, decided: TipDecided) -> Recorded:
         try:
             user_id = uuid.UUID(decided.user_id)
         except ValueError:
