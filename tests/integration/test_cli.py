@@ -14,7 +14,8 @@ pytestmark = pytest.mark.integration
 COMMANDS = [[], ["infra"], ["infra", "up"], ["infra", "down"], ["infra", "status"], ["migrate"],
             ["topics"], ["worker"], ["web"], ["dev"], ["simulate"], ["settings"],
             ["vapid"], ["vapid", "generate"], ["vapid", "public-key"],
-            ["contracts"], ["contracts", "write"], ["contracts", "check"], ["contracts", "release"]]
+            ["contracts"], ["contracts", "write"], ["contracts", "check"], ["contracts", "release"],
+            ["vault"], ["vault", "new-key"], ["vault", "rotate"]]
 
 
 def oo(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
