@@ -28,6 +28,7 @@ from web.keys import (
     REACTION_LIMITER,
     RELAY,
     SETTINGS,
+    SIGNIN_LIMITER,
     SUBSCRIBE_LIMITER,
     VAPID_PUBLIC_KEY,
 )
@@ -45,6 +46,7 @@ MAX_BODY = 256 * 1024  # bytes of a request body; more is a 413
 INGEST_RATE, INGEST_BURST = 2.0, 20  # per ingest token
 REACTION_RATE, REACTION_BURST = 1.0, 30  # per person: reactions and context signals
 SUBSCRIBE_RATE, SUBSCRIBE_BURST = 0.1, 10  # per person: push subscribe/unsubscribe
+SIGNIN_RATE, SIGNIN_BURST = 0.5, 20  # per client address: sign-in starts and callbacks
 
 
 def create_app(settings: Settings, *, relay: bool = True) -> web.Application:
@@ -61,6 +63,7 @@ def create_app(settings: Settings, *, relay: bool = True) -> web.Application:
     app[INGEST_LIMITER] = RateLimiter(rate=INGEST_RATE, burst=INGEST_BURST)
     app[REACTION_LIMITER] = RateLimiter(rate=REACTION_RATE, burst=REACTION_BURST)
     app[SUBSCRIBE_LIMITER] = RateLimiter(rate=SUBSCRIBE_RATE, burst=SUBSCRIBE_BURST)
+    app[SIGNIN_LIMITER] = RateLimiter(rate=SIGNIN_RATE, burst=SIGNIN_BURST)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_live)
     app.on_shutdown.append(_close_streams)

@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -33,8 +34,9 @@ from aiohttp import web
 from adapters.accounts import Accounts, Document
 from adapters.oidc import OidcClient, SignInRefused
 from web.account_pages import document_page, refusal_page, signin_page
-from web.errors import ServiceUnavailable
-from web.keys import DB, SETTINGS
+from web.errors import ServiceUnavailable, TooManyRequests
+from web.keys import DB, SETTINGS, SIGNIN_LIMITER
+from web.ratelimit import retry_after
 from web.session import (
     caller,
     clear_cookie,
@@ -102,6 +104,17 @@ def _provider_name(issuer: str) -> str:
     return "Google" if host == "accounts.google.com" else host
 
 
+def _limit_sign_in(request: web.Request) -> None:
+    """Sign-in attempts per client address: a burst gets 429 with Retry-After.
+
+    (Behind a reverse proxy every client shares its address: configure the proxy
+    to limit too, or key this on a trusted forwarded-for header.)
+    """
+    wait = request.app[SIGNIN_LIMITER].take(request.remote or "unknown", time.monotonic())
+    if wait:
+        raise TooManyRequests(retry_after(wait), "sign-in attempts from this address")
+
+
 @routes.get("/signin")
 async def signin(request: web.Request) -> web.StreamResponse:
     """The sign-in page (or the tip page, for someone already signed in)."""
@@ -117,6 +130,7 @@ async def signin(request: web.Request) -> web.StreamResponse:
 @routes.get("/auth/login")
 async def login(request: web.Request) -> web.StreamResponse:
     """Leave for the provider with a new attempt (state, nonce, PKCE) bound to this browser."""
+    _limit_sign_in(request)
     oidc = request.app.get(OIDC)
     if oidc is None:
         raise ServiceUnavailable("sign-in is not configured on this server")
@@ -143,6 +157,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 @routes.get(CALLBACK_PATH)
 async def callback(request: web.Request) -> web.StreamResponse:
     """Back from the provider: check everything, then open a fresh session."""
+    _limit_sign_in(request)
     oidc = request.app.get(OIDC)
     if oidc is None:
         raise ServiceUnavailable("sign-in is not configured on this server")

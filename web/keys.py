@@ -20,3 +20,4 @@ VAPID_PUBLIC_KEY = web.AppKey("vapid_public_key", str)
 INGEST_LIMITER = web.AppKey("ingest_limiter", RateLimiter)
 REACTION_LIMITER = web.AppKey("reaction_limiter", RateLimiter)  # per person
 SUBSCRIBE_LIMITER = web.AppKey("subscribe_limiter", RateLimiter)  # per person
+SIGNIN_LIMITER = web.AppKey("signin_limiter", RateLimiter)  # per client address

@@ -21,7 +21,7 @@ from topics.admin import ensure_topics
 from topics.catalog import FEEDBACK, SIGNALS
 from topics.codec import decode
 from topics.records import ContextObserved, FeedbackGiven, LifecycleChanged, Tip, TipDecided
-from web.app import MAX_BODY, create_app
+from web.app import MAX_BODY, SIGNIN_BURST, create_app
 from web.session import COOKIE, open_session
 
 pytestmark = pytest.mark.integration
@@ -356,3 +356,12 @@ async def test_a_burst_of_reactions_gets_429_and_other_people_are_unaffected(cli
         assert response.status == 202
     finally:
         await pool.execute("DELETE FROM users WHERE id = $1", other_id)
+
+
+async def test_a_burst_of_sign_in_attempts_from_one_address_gets_429(client):
+    statuses = [(await client.get("/auth/login", allow_redirects=False)).status
+                for _ in range(SIGNIN_BURST + 5)]
+    # Not configured here (503) until the burst is spent; then refused before any work.
+    assert set(statuses[:SIGNIN_BURST]) == {503} and statuses[-1] == 429
+    response = await client.get("/auth/callback", allow_redirects=False)
+    assert response.status == 429 and int(response.headers["Retry-After"]) >= 1
