@@ -117,14 +117,23 @@ class People:
         return {"time_zone": row["time_zone"], **json.loads(row["preferences"])}
 
     async def subscribe(self, user_id: uuid.UUID, sub: PushSubscription,
-                        user_agent: str | None) -> uuid.UUID:
-        """Store a device's push subscription (an endpoint seen before moves to this person)."""
+                        user_agent: str | None) -> uuid.UUID | None:
+        """Store a device's push subscription; None if it belongs to someone else.
+
+        The same person re-subscribing updates the row. An endpoint already
+        registered by another person moves only when the keys match too (the
+        same browser, now signed in as someone else): knowing a victim's endpoint
+        URL is not enough to take their notifications over.
+        """
         return await self._pool.fetchval(
             """INSERT INTO push_subscriptions (user_id, endpoint, p256dh, auth, user_agent)
                VALUES ($1, $2, $3, $4, $5)
                ON CONFLICT (endpoint) DO UPDATE SET user_id = excluded.user_id,
                    p256dh = excluded.p256dh, auth = excluded.auth,
                    user_agent = excluded.user_agent, failure_count = 0
+               WHERE push_subscriptions.user_id = excluded.user_id
+                  OR (push_subscriptions.p256dh = excluded.p256dh
+                      AND push_subscriptions.auth = excluded.auth)
                RETURNING id""", user_id, sub.endpoint, sub.p256dh, sub.auth,
             (user_agent or "")[:300] or None)
 

@@ -239,6 +239,9 @@ async def subscribe(request: web.Request) -> web.Response:
     except EndpointRefused as err:
         raise ApiError(f"subscription refused: {err}") from None
     sub_id = await people(request).subscribe(who.user_id, sub, request.headers.get("User-Agent"))
+    if sub_id is None:
+        raise ApiError("this push endpoint is registered to another account with other keys",
+                       status=409)
     return web.json_response({"id": str(sub_id)}, status=201)
 
 

@@ -365,3 +365,28 @@ async def test_a_burst_of_sign_in_attempts_from_one_address_gets_429(client):
     assert set(statuses[:SIGNIN_BURST]) == {503} and statuses[-1] == 429
     response = await client.get("/auth/callback", allow_redirects=False)
     assert response.status == 429 and int(response.headers["Retry-After"]) >= 1
+
+
+async def test_someone_elses_endpoint_cannot_be_taken_over_without_its_keys(client, pool, person):
+    endpoint = f"https://fcm.googleapis.com/fcm/send/{uuid.uuid4().hex}"
+    keys = browser_keys()
+    assert (await client.post("/api/push/subscriptions", json={"endpoint": endpoint, "keys": keys},
+                              headers=person.headers())).status == 201
+    other_id = await pool.fetchval("INSERT INTO users DEFAULT VALUES RETURNING id")
+    try:
+        other = await open_session(pool, other_id)
+        theirs = {"Cookie": f"{COOKIE}={other.token}", "X-CSRF-Token": other.csrf_token}
+        stolen = await client.post("/api/push/subscriptions",
+                                   json={"endpoint": endpoint, "keys": browser_keys()},
+                                   headers=theirs)
+        assert stolen.status == 409
+        assert await pool.fetchval("SELECT user_id FROM push_subscriptions WHERE endpoint=$1",
+                                   endpoint) == person.id
+        # The same browser (same keys) signed in as the other person moves with them.
+        moved = await client.post("/api/push/subscriptions",
+                                  json={"endpoint": endpoint, "keys": keys}, headers=theirs)
+        assert moved.status == 201
+        assert await pool.fetchval("SELECT user_id FROM push_subscriptions WHERE endpoint=$1",
+                                   endpoint) == other_id
+    finally:
+        await pool.execute("DELETE FROM users WHERE id = $1", other_id)
