@@ -28,7 +28,7 @@ from web.account import delete_everything
 from web.errors import ApiError, NotFound, TooManyRequests
 from web.keys import DB, HUB, POLICY, REACTION_LIMITER, SUBSCRIBE_LIMITER, VAPID_PUBLIC_KEY
 from web.ratelimit import RateLimiter, retry_after
-from web.session import COOKIE, Caller, require
+from web.session import COOKIE, Caller, caller, require
 
 routes = web.RouteTableDef()
 KEEPALIVE_S = 15.0
@@ -159,6 +159,8 @@ async def events(request: web.Request) -> web.StreamResponse:
         await response.write(b"retry: 2000\n\n")
         while not hub.closing:
             wake.clear()
+            if last is not ... and await caller(request, request.app[DB]) is None:
+                break  # signed out or deleted meanwhile: the stream ends with the session
             tip = await people(request).current_tip(who.user_id, now())
             if tip != last:
                 data = orjson.dumps({"tip": tip})

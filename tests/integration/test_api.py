@@ -390,3 +390,13 @@ async def test_someone_elses_endpoint_cannot_be_taken_over_without_its_keys(clie
                                    endpoint) == other_id
     finally:
         await pool.execute("DELETE FROM users WHERE id = $1", other_id)
+
+
+async def test_an_open_stream_ends_when_its_person_is_deleted(client, pool, person):
+    async with client.get("/api/events", headers=person.headers()) as stream:
+        assert await next_event(stream) == {"tip": None}
+        deleted = await client.delete("/api/me", json={"confirm": "delete everything"},
+                                      headers=person.headers())
+        assert deleted.status == 204
+        rest = await asyncio.wait_for(stream.content.read(), 10)  # the server closes it
+        assert b"event: tip" not in rest
