@@ -111,10 +111,21 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     # and reports that on /ready instead of refusing to start.
     # Short connect and command timeouts: a request answers 503 quickly, never hangs.
     pool = await asyncpg.create_pool(app[SETTINGS].database_url, min_size=0, max_size=10,
-                                     timeout=5, command_timeout=10)
+                                     timeout=5, command_timeout=10, reset=_reset)
     app[DB] = pool
     yield
     await pool.close()
+
+
+async def _reset(conn: asyncpg.Connection) -> None:
+    """Returning a connection to the pool: only roll back a transaction left open.
+
+    asyncpg's default reset (RESET ALL, UNLISTEN, advisory unlocks: one round trip
+    per request) is not needed: nothing here sets session state on pooled
+    connections; the live updates and the outbox relay hold connections of their own.
+    """
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
 
 
 async def _live(app: web.Application) -> AsyncIterator[None]:

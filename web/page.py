@@ -41,14 +41,14 @@ def safe_link(url: str | None) -> str | None:
 
 def _tip(tip: Mapping[str, Any] | None) -> str:
     if tip is None:
-        return ('<article id="tip" class="tip" tabindex="0" role="button" aria-haspopup="dialog" '
+        return ('<div id="tip" class="tip" tabindex="0" role="button" aria-haspopup="dialog" '
                 'aria-keyshortcuts="Enter M" aria-labelledby="tip-kind tip-title" '
                 'aria-describedby="tip-body tip-hint" hidden>'
                 '<span id="tip-kind" class="kind"></span>'
                 '<h1 id="tip-title" class="title" dir="auto"></h1>'
                 '<p id="tip-body" class="body" dir="auto" hidden></p>'
                 '<p id="tip-hint" class="hint"></p>'
-                '</article>')
+                '</div>')
     kind = str(tip.get("kind") or "")
     body = str(tip.get("body") or "")
     expires = tip.get("expires_at")
@@ -60,14 +60,14 @@ def _tip(tip: Mapping[str, Any] | None) -> str:
     kind_class = f" kind-{kind}" if kind in KIND_LABELS else ""
     label = KIND_LABELS.get(kind, kind)
     hint = HINTS.get(kind, HINTS["advice"])
-    return (f'<article id="tip" class="tip" tabindex="0" role="button" aria-haspopup="dialog" '
+    return (f'<div id="tip" class="tip" tabindex="0" role="button" aria-haspopup="dialog" '
             f'aria-keyshortcuts="Enter M" aria-labelledby="tip-kind tip-title" '
             f'aria-describedby="tip-body tip-hint" {attrs}>'
             f'<span id="tip-kind" class="kind{kind_class}">{escape(label)}</span>'
             f'<h1 id="tip-title" class="title" dir="auto">{escape(str(tip.get("title") or ""))}</h1>'
             f'<p id="tip-body" class="body" dir="auto"{"" if body else " hidden"}>{escape(body)}</p>'
             f'<p id="tip-hint" class="hint">{escape(hint)}</p>'
-            f'</article>')
+            f'</div>')
 
 
 def _link(tip: Mapping[str, Any] | None) -> str:
