@@ -6,7 +6,10 @@ One agent per user partition reads the signal topics, `oo.timers` and
 (`domain.timers`), and write the tables once. Keeping the steps together keeps
 one person's events strictly ordered and their state consistent
 (docs/adr/0005-one-engine-agent.md). All decisions are pure functions; this
-module only reads and writes tables and topics.
+module only reads and writes tables and topics. Feedback is folded into the
+person's learned statistics, and a decision point where the policy chose no
+tip is kept in the features until the next decision carries it
+(docs/adr/0007-learned-policy.md).
 
 The engine's `now` is the later of the wall clock and the trigger's own time
 (a signal's `occurred_at`, a timer's `fire_at`): late events are judged late,
@@ -27,8 +30,9 @@ from agents.deadletters import DeadLetterSink
 from agents.state import dump_state, load_state
 from agents.schedule import TimerSchedule, decode_entry, encode_entry
 from domain.decide import Decision, decide
-from domain.features import UserFeatures, apply_decision, apply_feedback, fold
+from domain.features import UserFeatures, apply_decision, apply_feedback, fold, record_quiet
 from domain.moments import SignalTrigger, TimerFired, Trigger
+from domain.reward import is_answer
 from domain.timers import TimerCommand, plan_timers, tip_expired_unanswered
 from oo.settings import Settings
 from topics.catalog import FEEDBACK, SIGNALS, TIMERS, TIPS_DECIDED
@@ -114,7 +118,8 @@ class Engine:
         self._store(key, state)
 
     async def _on_feedback(self, message: Any, record: FeedbackGiven) -> None:
-        """A reaction: clears the showing tip, moves fatigue, closes a done todo."""
+        """A reaction: clears the showing tip, moves fatigue, closes a done todo, and
+        teaches the learned statistics (domain.learning); answers are counted by policy."""
         key = message.key
         before = self._load(key)
         if before is None:
@@ -125,6 +130,10 @@ class Engine:
         self.counters.inc("oo_feedback_total" if changed else "oo_feedback_duplicate_total",
                           "reaction", record.reaction)
         if changed:
+            self._count_answer(before, record.decision_id, record.reaction)
+            if record.reaction == "seen" and record.dwell_ms is not None:
+                self.counters.inc("oo_seen_with_dwell_total")
+                self.counters.inc("oo_seen_dwell_ms_total", by=record.dwell_ms)
             await self._plan(message, key, before, state, None, now)
             self._store(key, state)
 
@@ -151,6 +160,7 @@ class Engine:
             state = before
             if tip_expired_unanswered(before, command.ref):
                 state, _ = apply_feedback(before, command.ref or "", "ignored", now)
+                self._count_answer(before, command.ref or "", "ignored")
                 await self._ignored(before, command, now)
         else:
             state = await self._decide(before, trigger, now, propagated(message.headers))
@@ -165,6 +175,10 @@ class Engine:
         if not isinstance(result, Decision):
             self.counters.inc("oo_skips_total", "why", result.guard or result.stage)
             log.debug("%s %s", state.user_id, result)
+            if result.point is not None:
+                # The policy chose no tip now: a decision point learning must see.
+                self.counters.inc("oo_quiet_total", "policy", result.policy or "")
+                state = record_quiet(state, result.decision_id, now, dict(result.point))
             return state
         record = TipDecided(
             event_id=result.decision_id, user_id=state.user_id, occurred_at=now, source=SOURCE,
@@ -176,10 +190,24 @@ class Engine:
         await self.decided.send(key=state.user_id.encode(), value=encode(record),
                                 headers=headers or None)
         self.counters.inc("oo_decisions_total", "moment", result.moment)
+        self.counters.inc("oo_decisions_by_policy_total", "policy", result.policy)
         log.info("decided %s for %s: %s", result.decision_id, state.user_id, result.reason)
         state, _ = apply_decision(state, result.decision_id, result.tip.id, result.tip.kind, now,
-                                  result.expires_at)
+                                  result.expires_at, moment=result.moment, group=result.group,
+                                  policy=result.policy)
         return state
+
+    def _count_answer(self, before: UserFeatures, decision_id: str, reaction: str) -> None:
+        """Global statistics of answers, by policy and by arm group (this worker's share).
+
+        With the reward table (domain.reward) they give each policy's live
+        reward and acceptance rate, and per-group answer rates (priors).
+        """
+        sent = next((s for s in before.learned.sent() if s.decision_id == decision_id), None)
+        if sent is None or not is_answer(reaction):
+            return
+        self.counters.inc("oo_answers_total", "policy_reaction", f"{sent.policy}/{reaction}")
+        self.counters.inc("oo_answers_by_group_total", "group_reaction", f"{sent.group}/{reaction}")
 
     async def _ignored(self, state: UserFeatures, command: TimerScheduled, now: datetime) -> None:
         showing = state.showing

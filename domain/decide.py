@@ -1,9 +1,17 @@
 """The whole decision: detect the moment, gather candidates, let the policy pick.
 
 `decide` returns a `Decision` or a `Skip` that says why not (no moment, a
-guard, no candidate). Everything random or identifying is derived from the
-trigger's id: the decision id, and from it the seed, so a redelivered trigger
-reproduces the same decision, down to the tip.
+guard, no candidate, the policy chose no tip now). Everything random or
+identifying is derived from the trigger's id: the decision id, and from it
+the seed, so a redelivered trigger reproduces the same decision, down to the
+tip.
+
+Every *decision point* — a moment that passed the guards — is logged for
+learning with the probabilities the live policy and each shadow policy gave
+its actions (`decision_point`): in the decision's context snapshot
+("point"), or, when the live policy chose no tip now, in the features
+(`record_quiet`) until the next decision carries it ("quiet_before").
+Off-policy evaluation (`oo replay`) reads nothing else.
 """
 
 from __future__ import annotations
@@ -14,12 +22,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from domain.bandit import QUIET, arm_group
 from domain.candidates import SOURCES, SourceRegistry, Tip, gather
 from domain.clock import epoch, hhmm
 from domain.features import UserFeatures
-from domain.guards import GUARDS
+from domain.guards import GUARDS, learned_timing
+from domain.learning import timing_bucket
 from domain.moments import Moment, MomentDecision, Trigger, detect
-from domain.policies import REGISTRY, Pick, Policy, PolicyRegistry
+from domain.policies import REGISTRY, Pick, Policy, PolicyRegistry, resolve, uses_learned_timing
+from domain.priors import DEFAULT_PRIORS
 
 TIP_TTL = timedelta(hours=4)
 MAX_REASON = 500
@@ -27,11 +38,16 @@ MAX_REASON = 500
 
 @dataclass(frozen=True, slots=True)
 class ShadowPick:
-    """What a shadow policy would have said: logged, never sent."""
+    """What a shadow policy would have said: logged, never sent.
+
+    `tip_id` None with a propensity is the shadow choosing no tip now;
+    `scores` its probability of every action.
+    """
 
     tip_id: str | None
     propensity: float | None
     error: str | None = None
+    scores: Mapping[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +71,8 @@ class Decision:
     expires_at: datetime
     seed: int
     shadow: Mapping[str, ShadowPick] = field(default_factory=dict)
+    group: str = ""  # the tip's arm group (domain.bandit.arm_group), for learning
+    scores: Mapping[str, float] = field(default_factory=dict)  # the live policy's probabilities
 
     def record_fields(self) -> dict[str, Any]:
         """Keyword fields of TipDecided: the tip as a dict of `topics.records.Tip` fields,
@@ -71,10 +89,17 @@ class Skip:
 
     decision_id: str
     triggered_by: str
-    stage: Literal["duplicate", "moment", "guard", "candidates", "policy"]
+    stage: Literal["duplicate", "moment", "guard", "candidates", "policy", "quiet"]
     reason: str
     moment: str | None = None
     guard: str | None = None
+    # A decision point where the live policy chose no tip now ("quiet", or held
+    # back by its learned timing): its name, the propensity of staying quiet,
+    # and the point to log (`domain.features.record_quiet`).
+    policy: str | None = None
+    propensity: float | None = None
+    point: Mapping[str, Any] | None = None
+    scores: Mapping[str, float] | None = None
 
     def __str__(self) -> str:
         return f"skip: {self.guard or self.stage}: {self.reason}"
@@ -98,12 +123,19 @@ def decide(features: UserFeatures, trigger: Trigger, now: datetime, *,
 
     `features` must already include the trigger's own signal. A trigger whose
     decision the features already record is a `Skip` at stage "duplicate".
-    `policy` and `shadow_policies` are policies or registered names; shadow
-    picks are computed on the same candidates and recorded (in `shadow` and
-    in the context snapshot), never sent.
+    `policy` and `shadow_policies` are policies or registered names (an
+    assignment resolves to the person's policy); shadow picks are computed on
+    the same candidates and recorded (in `shadow` and in the context
+    snapshot), never sent. A policy with learned timing is held back by
+    `guards.learned_timing` after the other guards passed; a held-back or
+    quiet live policy gives a `Skip` carrying the decision point to log.
     """
-    live = policy_registry.get(policy) if isinstance(policy, str) else policy
-    shadows = [policy_registry.get(p) if isinstance(p, str) else p for p in shadow_policies]
+    named = policy_registry.get(policy) if isinstance(policy, str) else policy
+    live = resolve(named, features.user_id, policy_registry)
+    shadows = [resolve(policy_registry.get(p) if isinstance(p, str) else p, features.user_id,
+                       policy_registry) for p in shadow_policies]
+    # A shadow of the live policy itself (an assignment's arm) would only repeat it.
+    shadows = [p for p in shadows if p.name != live.name]
     decision_id = decision_id_for(trigger.trigger_id)
     if features.recent_tips.get(decision_id) is not None:
         # A redelivered trigger whose decision is already in the state: it was
@@ -118,37 +150,101 @@ def decide(features: UserFeatures, trigger: Trigger, now: datetime, *,
     if blocked is not None:
         return Skip(decision_id, trigger.trigger_id, "guard", blocked.reason, moment.name,
                     blocked.name)
+    at = epoch(now)
+    timing = learned_timing(features, at, moment.name, getattr(live, "priors", DEFAULT_PRIORS)) \
+        if uses_learned_timing(live) else None
+    held = timing is not None and not timing.passed
+    if timing is not None and held and not shadows:
+        # Nothing else needs the candidates: log the point and stay quiet.
+        point = decision_point(features, at, moment.name, (), {live.name: {QUIET: 1.0}}, QUIET)
+        if named is not live:
+            point["assignment"] = named.name
+        return Skip(decision_id, trigger.trigger_id, "guard", timing.reason, moment.name,
+                    timing.name, live.name, 1.0, point, {QUIET: 1.0})
     candidates = gather(features, moment, now, sources=sources, registry=source_registry)
     if not candidates:
         return Skip(decision_id, trigger.trigger_id, "candidates",
                     f"no candidate for {moment.name}", moment.name)
     seed = seed_for(decision_id)
-    chosen = live.pick(features, candidates, moment, seed)
+    chosen = Pick(None, 1.0, {QUIET: 1.0}) if held else \
+        live.pick(features, candidates, moment, seed, at)
     if chosen is None:
         return Skip(decision_id, trigger.trigger_id, "policy",
                     f"policy {live.name} picked nothing", moment.name)
-    shadow = {p.name: _shadow_pick(p, features, candidates, moment, decision_id) for p in shadows}
+    shadow = {p.name: _shadow_pick(p, features, candidates, moment, decision_id, at)
+              for p in shadows}
+    dists = {live.name: chosen.scores}
+    dists.update((name, s.scores) for name, s in shadow.items() if s.scores is not None)
+    point = decision_point(features, at, moment.name, candidates, dists, chosen.action)
+    if named is not live:
+        point["assignment"] = named.name
+    if chosen.tip is None:
+        if timing is not None and held:
+            return Skip(decision_id, trigger.trigger_id, "guard", timing.reason, moment.name,
+                        timing.name, live.name, 1.0, point, chosen.scores)
+        return Skip(decision_id, trigger.trigger_id, "quiet",
+                    f"{live.name} chose no tip now (p={chosen.propensity:.2f}) "
+                    f"from {len(candidates)} candidates", moment.name, None, live.name,
+                    chosen.propensity, point, chosen.scores)
     snapshot = context_snapshot(features, now, verdict, len(candidates), shadow)
+    snapshot["point"] = point
+    quiet = features.learned.quiet()
+    if quiet:
+        snapshot["quiet_before"] = [[d, a, p] for d, a, p in quiet]
+    if features.learned.quiet_dropped:
+        snapshot["quiet_dropped"] = features.learned.quiet_dropped
     return Decision(
         decision_id=decision_id, triggered_by=trigger.trigger_id, user_id=features.user_id,
         moment=moment.name, policy=live.name, propensity=chosen.propensity, tip=chosen.tip,
-        reason=_reason(moment, chosen, live.name, len(candidates)),
+        reason=_reason(moment, chosen.tip, chosen.propensity, live.name, len(candidates)),
         context_snapshot=snapshot, decided_at=now, expires_at=now + TIP_TTL, seed=seed,
-        shadow=shadow)
+        shadow=shadow, group=arm_group(chosen.tip), scores=chosen.scores)
 
 
 def _shadow_pick(policy: Policy, features: UserFeatures, candidates: Sequence[Tip],
-                 moment: Moment, decision_id: str) -> ShadowPick:
+                 moment: Moment, decision_id: str, at: float) -> ShadowPick:
+    if uses_learned_timing(policy) and not learned_timing(
+            features, at, moment.name, getattr(policy, "priors", DEFAULT_PRIORS)).passed:
+        return ShadowPick(None, 1.0, None, {QUIET: 1.0})
     try:
-        chosen = policy.pick(features, candidates, moment, seed_for(decision_id, policy.name))
+        chosen = policy.pick(features, candidates, moment, seed_for(decision_id, policy.name), at)
     except Exception as err:  # noqa: BLE001 - an experiment must never cost the person their tip
         return ShadowPick(None, None, f"{type(err).__name__}: {err}"[:200])
-    return ShadowPick(chosen.tip.id, chosen.propensity) if chosen else ShadowPick(None, None)
+    if chosen is None:
+        return ShadowPick(None, None)
+    return ShadowPick(chosen.tip.id if chosen.tip else None, chosen.propensity, None,
+                      chosen.scores)
 
 
-def _reason(moment: Moment, chosen: Pick, policy: str, count: int) -> str:
-    text = (f"{moment.name}: {moment.detail}; {policy} picked {chosen.tip.kind} "
-            f"'{chosen.tip.title}' from {count} candidates (p={chosen.propensity:.2f})")
+def decision_point(features: UserFeatures, at: float, moment: str, candidates: Sequence[Tip],
+                   dists: Mapping[str, Mapping[str, float]], chosen: str) -> dict[str, Any]:
+    """What off-policy evaluation needs of one decision point, compact and JSON-ready.
+
+    {"moment", "bucket" (timing bucket: hour of week, or "p" at the device),
+    "hour" (local), "n" (candidates), "chosen" (tip id or "quiet"), "group"
+    (its arm group), "p": {policy: [probability of the chosen action,
+    {arm group or "quiet": probability}]}} — for the live policy and every
+    shadow that gave probabilities.
+    """
+    wall = features.local_time(at)
+    groups = {tip.id: arm_group(tip) for tip in candidates}
+    groups[QUIET] = QUIET
+    by_policy: dict[str, list[Any]] = {}
+    for name, scores in dists.items():
+        summed: dict[str, float] = {}
+        for action, probability in scores.items():
+            group = groups.get(action, action)
+            summed[group] = summed.get(group, 0.0) + probability
+        by_policy[name] = [round(scores.get(chosen, 0.0), 6),
+                           {g: round(p, 6) for g, p in summed.items() if p > 0.0}]
+    return {"moment": moment, "bucket": timing_bucket(moment, wall.weekday(), wall.hour),
+            "hour": wall.hour, "n": len(candidates), "chosen": chosen,
+            "group": groups.get(chosen, chosen), "p": by_policy}
+
+
+def _reason(moment: Moment, tip: Tip, propensity: float, policy: str, count: int) -> str:
+    text = (f"{moment.name}: {moment.detail}; {policy} picked {tip.kind} "
+            f"'{tip.title}' from {count} candidates (p={propensity:.2f})")
     return text if len(text) <= MAX_REASON else text[:MAX_REASON - 1] + "…"
 
 

@@ -5,7 +5,8 @@ changed anything. Re-delivered events (same `event_id`, within the
 idempotency window) change nothing, which is what makes at-least-once
 delivery safe for the features table. `apply_decision` and `apply_feedback`
 fold the engine's own decisions and the person's reactions, idempotent on the
-decision id (and reaction).
+decision id (and reaction); reactions also update the learned statistics
+(`UserFeatures.learned`, see `domain.learning`).
 
 Instants are stored as whole epoch seconds (ints, UTC) everywhere in this state;
 local days are ISO date strings in the person's time zone. Collections are
@@ -23,6 +24,7 @@ from operator import itemgetter
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from domain.clock import day_before, is_known_zone, local, local_date, minute_of_day, seconds
+from domain.learning import Learned, Sent, timing_bucket
 
 IDEMPOTENCY_WINDOW = 64
 MAX_OPEN_TODOS = 100
@@ -34,7 +36,7 @@ MAX_RECENT_TIPS = 12
 # Ended meetings are kept a while: "free after a meeting" needs the one that just ended.
 CALENDAR_KEEP_ENDED_S = 6 * 3600
 FATIGUE_HALF_LIFE_S = 12 * 3600
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 KINDS = ("todo", "advice")
 REACTIONS = ("delivered", "seen", "done", "ack", "save", "snooze", "dismiss", "ignored")
@@ -246,6 +248,7 @@ class UserFeatures:
     reactions: Rows[Reaction] = field(default_factory=lambda: Rows(Reaction))
     fatigue: float = 0.0
     fatigue_at: int | None = None  # when `fatigue` was last set; it decays from there
+    learned: Learned = field(default_factory=Learned)  # timing and content statistics
 
     # --- queries -----------------------------------------------------------
 
@@ -340,15 +343,19 @@ class UserFeatures:
             "reactions": self.reactions.stored(),
             "fatigue": self.fatigue,
             "fatigue_at": self.fatigue_at,
+            "learned": self.learned.stored(),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UserFeatures:
         """Rebuild from `to_dict()` output or its JSON round trip; takes ownership of `data`.
 
-        The first table format (before version 2) is read too.
+        Values of earlier formats are read too, so a running deployment upgrades
+        without a wipe: version 2 (before learned statistics: it starts with
+        none) and the first format (before version 2).
         """
-        if data.get("v") != FORMAT_VERSION:
+        version = data.get("v")
+        if version not in (2, FORMAT_VERSION):
             return _from_first_format(data)
         prefs, showing = data["prefs"], data["showing"]
         if type(prefs) is not Preferences:
@@ -363,7 +370,7 @@ class UserFeatures:
             data["mood_score"], data["mood_at"], prefs, data["deletion_requested"],
             data["tips_today"], data["tips_day"], data["last_tip_at"], showing,
             Rows(GivenTip, data["recent_tips"]), Rows(Reaction, data["reactions"]),
-            data["fatigue"], data["fatigue_at"],
+            data["fatigue"], data["fatigue_at"], Learned(data.get("learned")),
         )
 
 
@@ -582,9 +589,15 @@ def forgotten(user_id: str) -> UserFeatures:
 
 
 def apply_decision(state: UserFeatures, decision_id: str, tip_id: str, kind: str,
-                   at: datetime, expires_at: datetime) -> tuple[UserFeatures, bool]:
+                   at: datetime, expires_at: datetime, *, moment: str | None = None,
+                   group: str | None = None, policy: str | None = None,
+                   ) -> tuple[UserFeatures, bool]:
     """Record that tip `tip_id` was decided at `at`: it counts toward today's budget and shows.
 
+    With `moment` and `group` (the tip's arm group, see `domain.learning`),
+    the tip is also remembered for learning: its answer will be credited to
+    the timing bucket of `moment` at `at` and to `group`, and the quiet
+    decision points logged so far are cleared (the decision carried them).
     Returns `(new_state, changed)`; a decision already recorded changes nothing.
     """
     if state.recent_tips.get(decision_id) is not None:
@@ -595,6 +608,11 @@ def apply_decision(state: UserFeatures, decision_id: str, tip_id: str, kind: str
         "recent_tips": state.recent_tips.put(GivenTip(decision_id, tip_id, kind, t),
                                              MAX_RECENT_TIPS),
     }
+    if moment is not None and group is not None:
+        wall = state.local_time(t)
+        bucket = timing_bucket(moment, wall.weekday(), wall.hour)
+        changes["learned"] = state.learned.with_sent(
+            Sent(decision_id, group, bucket, policy or "", t))
     if state.tips_day == day:
         changes["tips_today"] = state.tips_today + 1
     elif state.tips_day is None or day > state.tips_day:
@@ -612,9 +630,11 @@ def apply_feedback(state: UserFeatures, decision_id: str, reaction: str, at: dat
 
     Answers (done, ack, save, snooze, dismiss, ignored) close the tip showing;
     dismissals, ignored tips and snoozes raise fatigue, done/ack/save lower it.
-    `done` on a todo closes it, on a habit marks it done that day. Returns
-    `(new_state, changed)`; the same reaction to the same decision twice is a
-    duplicate. `tip_id` defaults to the tip recorded for the decision.
+    `done` on a todo closes it, on a habit marks it done that day. An answer
+    to a tip remembered for learning updates the learned statistics (timing,
+    content; `domain.learning`). Returns `(new_state, changed)`; the same
+    reaction to the same decision twice is a duplicate. `tip_id` defaults to
+    the tip recorded for the decision.
     """
     if reaction not in REACTIONS:
         raise ValueError(f"unknown reaction {reaction!r}")
@@ -637,7 +657,21 @@ def apply_feedback(state: UserFeatures, decision_id: str, reaction: str, at: dat
         changes["showing"] = None
     if reaction == "done":
         changes.update(_done_from_tip(state, tip_id, t))
+    learned, credited = state.learned.with_answer(decision_id, reaction, t)
+    if credited is not None:
+        changes["learned"] = learned
     return _with(state, changes), True
+
+
+def record_quiet(state: UserFeatures, decision_id: str, at: datetime,
+                 point: dict[str, Any]) -> UserFeatures:
+    """Log a decision point where the policy chose no tip (`point`: see `domain.decide`).
+
+    The log travels in the next decision's context snapshot ("quiet_before"),
+    so that off-policy evaluation sees the no-sends with their propensities.
+    Idempotent on `decision_id`; bounded (`domain.learning.MAX_QUIET`).
+    """
+    return _with(state, {"learned": state.learned.with_quiet(decision_id, seconds(at), point)})
 
 
 def _done_from_tip(state: UserFeatures, tip_id: str, at: int) -> dict[str, Any]:

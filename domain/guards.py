@@ -12,11 +12,19 @@ from dataclasses import dataclass
 
 from domain.clock import hhmm, in_daily_window, minute_of_day
 from domain.features import UserFeatures
+from domain.learning import PRESENT, timing_bucket
+from domain.priors import DEFAULT_PRIORS, Priors
 
 MIN_SPACING_S = 90 * 60
 # Two dismissals in a row, or a dismissal and an ignored tip, are enough for today;
 # with a 12 h half-life the person is left alone for roughly half a day.
 FATIGUE_LIMIT = 1.5
+# Learned timing: a push is held back at an hour of week where the person has
+# answered under TIMING_FLOOR of tips, once TIMING_MIN_EVIDENCE (smoothed,
+# decayed) tips there say so. Evidence fades (domain.learning), so a held-back
+# hour is tried again now and then.
+TIMING_FLOOR = 0.3
+TIMING_MIN_EVIDENCE = 1.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,3 +126,26 @@ def check_all(features: UserFeatures, at: float,
               guards: tuple[Guard, ...] = GUARDS) -> tuple[GuardResult, ...]:
     """Every guard's verdict at `at`, in order (all of them, not only up to the first failure)."""
     return tuple(guard(features, at) for guard in guards)
+
+
+def learned_timing(features: UserFeatures, at: float, moment: str,
+                   priors: Priors = DEFAULT_PRIORS) -> GuardResult:
+    """Holds a tip back at a moment this person does not answer (learned, per hour of week).
+
+    Not one of GUARDS: it belongs to the policies that use learned timing
+    (`learned_timing = True`), which is how the A/B test keeps the baseline's
+    moments fixed. It never opens anything the other guards close: they run
+    first, so quiet hours and the budget always win. A moment that finds the
+    person at their device (the app just opened) is never held back.
+    `priors` are the policy's global priors (the prior chance of an answer).
+    """
+    wall = features.local_time(at)
+    bucket = timing_bucket(moment, wall.weekday(), wall.hour)
+    odds = features.learned.answer_odds(bucket, at, push_prior=priors.push_answer,
+                                        present_prior=priors.present_answer)
+    where = "at their device" if bucket == PRESENT else f"around {wall:%a %H}:00"
+    said = (f"answers {odds.mean:.0%} of tips {where} "
+            f"(evidence {odds.evidence:.1f}, floor {TIMING_FLOOR:.0%})")
+    if bucket != PRESENT and odds.evidence >= TIMING_MIN_EVIDENCE and odds.mean < TIMING_FLOOR:
+        return GuardResult("learned_timing", False, "learned timing: " + said)
+    return GuardResult("learned_timing", True, "learned timing: " + said)

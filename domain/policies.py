@@ -1,34 +1,64 @@
-"""Which candidate to say: policies behind one interface, in a registry keyed by name.
+"""Which candidate to say, or none: policies behind one interface, in a registry keyed by name.
 
-A policy picks one tip among the candidates and reports the probability it
-had of picking it (the propensity), which is what lets learned policies be
-evaluated offline from logged decisions. Policies are deterministic given the
-seed, so a redelivered trigger reproduces the same pick.
+A policy picks one tip among the candidates, or — if it can — *no tip now*,
+and reports the probability it had of that action (the propensity) and of
+every other one (`Pick.scores`), which is what lets policies be evaluated
+offline from logged decisions. Policies are deterministic given the seed, so
+a redelivered trigger reproduces the same pick.
+
+Registered: `random` (v0: uniform over the candidates, at the fixed
+moments), `bandit` (Thompson sampling over the tips and no tip now, with
+learned timing; `domain.bandit`), and `ab` (a per-user assignment: half the
+people get `random`, half `bandit`, by a stable hash of their id).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from domain import bandit
+from domain.bandit import QUIET
 from domain.candidates import Tip
 from domain.features import UserFeatures
+from domain.learning import Learned
 from domain.moments import Moment
+from domain.priors import DEFAULT_PRIORS, Priors
+
+__all__ = ["QUIET", "Assignment", "BanditPolicy", "Pick", "Policy", "PolicyRegistry",
+           "RandomPolicy", "UnknownPolicy", "get", "names", "register", "resolve",
+           "uses_learned_timing"]
 
 
 @dataclass(frozen=True, slots=True)
 class Pick:
-    """The chosen tip, the probability the policy had of choosing it, and every candidate's score."""
+    """The chosen action — a tip, or None for *no tip now* — with its probability.
 
-    tip: Tip
+    `scores` is the policy's probability of every action it could take: each
+    candidate's tip id, and QUIET for no tip now (absent when it could not).
+    """
+
+    tip: Tip | None
     propensity: float
     scores: Mapping[str, float]
 
+    @property
+    def action(self) -> str:
+        """The chosen action's id: the tip id, or QUIET."""
+        return self.tip.id if self.tip is not None else QUIET
+
 
 class Policy(Protocol):
-    """Picks one tip among candidates; the same seed gives the same pick."""
+    """Picks one tip among candidates (or none); the same seed gives the same pick.
+
+    A policy may also have `learned_timing = True`: decisions then hold its
+    tips back at the moments the person does not answer
+    (`domain.guards.learned_timing`).
+    """
 
     @property
     def name(self) -> str:
@@ -36,9 +66,14 @@ class Policy(Protocol):
         ...
 
     def pick(self, features: UserFeatures, candidates: Sequence[Tip], moment: Moment,
-             seed: int) -> Pick | None:
-        """The pick, or None when there is nothing to pick from."""
+             seed: int, at: float) -> Pick | None:
+        """The pick at `at` (epoch seconds), or None when there is nothing to pick from."""
         ...
+
+
+def uses_learned_timing(policy: Policy) -> bool:
+    """Whether decisions hold `policy`'s tips back by the person's learned timing."""
+    return bool(getattr(policy, "learned_timing", False))
 
 
 class UnknownPolicy(KeyError):
@@ -71,18 +106,91 @@ class PolicyRegistry:
 
 @dataclass(frozen=True, slots=True)
 class RandomPolicy:
-    """v0: uniform over the candidates, propensity 1/n; the seed fixes the draw."""
+    """v0: uniform over the candidates, propensity 1/n; the seed fixes the draw.
+
+    Never stays quiet. `learned_timing=True` makes the ablation "random tips at
+    learned moments" (used by `oo evaluate`).
+    """
 
     name: str = "random"
+    learned_timing: bool = False
 
     def pick(self, features: UserFeatures, candidates: Sequence[Tip], moment: Moment,
-             seed: int) -> Pick | None:
+             seed: int, at: float | None = None) -> Pick | None:
         """A uniformly random candidate, drawn from a generator seeded with `seed`."""
         if not candidates:
             return None
         share = 1.0 / len(candidates)
         chosen = candidates[random.Random(seed).randrange(len(candidates))]
         return Pick(chosen, share, {tip.id: share for tip in candidates})
+
+
+@dataclass(frozen=True, slots=True)
+class BanditPolicy:
+    """Thompson sampling over the candidates and no tip now (see `domain.bandit`).
+
+    `learned_timing` (default on) also holds its tips back at the hours of
+    week the person does not answer.
+    """
+
+    name: str = "bandit"
+    learned_timing: bool = True
+    draws: int = bandit.DRAWS
+    explore: float = bandit.EXPLORE
+    priors: Priors = DEFAULT_PRIORS
+    # False: decide from the global priors only, ignoring what the person taught
+    # (an ablation; its knowledge does not depend on which policy was live).
+    personal: bool = True
+
+    def pick(self, features: UserFeatures, candidates: Sequence[Tip], moment: Moment,
+             seed: int, at: float | None = None) -> Pick | None:
+        """A draw from Thompson sampling's action probabilities (QUIET is a possible pick)."""
+        if not candidates:
+            return None
+        when = float(at if at is not None else features.last_activity_at or 0)
+        if not self.personal:
+            features = dataclasses.replace(features, learned=Learned())
+        rng = random.Random(seed)
+        dist = bandit.distribution(features, candidates, moment.name, when, rng,
+                                   draws=self.draws, explore=self.explore, priors=self.priors)
+        index = bandit.draw(dist, rng)
+        scores = dict(zip(dist.actions, dist.probabilities, strict=True))
+        tip = None if index == 0 else candidates[index - 1]
+        return Pick(tip, dist.probabilities[index], scores)
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """A per-user split between registered policies: an A/B test, reproducible.
+
+    Each person is assigned by a stable hash of `salt` and their user id, so
+    the same person always gets the same policy (across workers and
+    restarts), and a new salt reshuffles. `arms` are (policy name, share);
+    shares are normalised. Decisions name the assigned policy, and carry the
+    assignment's name in their context snapshot.
+    """
+
+    name: str
+    arms: tuple[tuple[str, float], ...]
+    salt: str
+
+    def assign(self, user_id: str) -> str:
+        """The name of the policy `user_id` is assigned to."""
+        digest = hashlib.sha256(f"{self.salt}\x1f{user_id}".encode()).digest()
+        point = int.from_bytes(digest[:8], "big") / 2 ** 64
+        total = sum(share for _, share in self.arms)
+        running = 0.0
+        for name, share in self.arms:
+            running += share / total
+            if point < running:
+                return name
+        return self.arms[-1][0]
+
+    def pick(self, features: UserFeatures, candidates: Sequence[Tip], moment: Moment,
+             seed: int, at: float | None = None) -> Pick | None:
+        """The pick of the assigned policy (prefer `resolve`, which also names it)."""
+        chosen = REGISTRY.get(self.assign(features.user_id))
+        return chosen.pick(features, candidates, moment, seed, at if at is not None else 0.0)
 
 
 REGISTRY = PolicyRegistry()
@@ -103,4 +211,14 @@ def names() -> tuple[str, ...]:
     return REGISTRY.names()
 
 
+def resolve(policy: Policy, user_id: str, registry: PolicyRegistry = REGISTRY) -> Policy:
+    """The policy that decides for `user_id`: `policy` itself, or the one an assignment gives."""
+    assign = getattr(policy, "assign", None)
+    if assign is None:
+        return policy
+    return resolve(registry.get(assign(user_id)), user_id, registry)
+
+
 register(RandomPolicy())
+register(BanditPolicy())
+register(Assignment("ab", (("random", 0.5), ("bandit", 0.5)), salt="oo-ab-1"))

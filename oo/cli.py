@@ -156,6 +156,10 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_contracts(sub)
 
+    from oo.learning_cli import add_learning_commands  # evaluate, replay, metrics
+
+    add_learning_commands(sub)
+
     settings = sub.add_parser("settings", help="print the effective settings",
                               description="Print every setting with its effective value.")
     settings.set_defaults(run=_settings)

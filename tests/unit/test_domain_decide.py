@@ -119,7 +119,7 @@ def test_a_policy_that_picks_nothing_is_a_skip():
     class Silent:
         name: str = "silent"
 
-        def pick(self, features, candidates, moment, seed):
+        def pick(self, features, candidates, moment, seed, at=None):
             return None
 
     state, trigger = app_opened(person())
@@ -149,7 +149,7 @@ def test_shadow_policies_are_recorded_never_sent_and_cannot_break_the_decision()
     class Broken:
         name: str = "broken"
 
-        def pick(self, features, candidates, moment, seed):
+        def pick(self, features, candidates, moment, seed, at=None):
             raise RuntimeError("model not loaded")
 
     state, trigger = app_opened(person())

@@ -41,7 +41,7 @@ def test_any_object_with_a_name_and_pick_is_a_policy():
     class First:
         name: str = "first"
 
-        def pick(self, features, candidates, moment, seed):
+        def pick(self, features, candidates, moment, seed, at=None):
             return Pick(candidates[0], 1.0, {t.id: float(t is candidates[0]) for t in candidates})
 
     registry = PolicyRegistry()

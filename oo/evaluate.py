@@ -1,0 +1,584 @@
+"""`oo evaluate`: policies against synthetic people with hidden preferences, for N days.
+
+Each synthetic person lives the simulator's routine (`oo.simulator`: the
+same signals, seed for seed) and has a hidden `oo.tastes.Taste`. For every
+policy the same people are run through the engine's real pure decision path
+— `fold`, `decide` (the real moments, guards and candidates), `apply_decision`,
+`plan_timers`, `apply_feedback`, tip expiry — with their reactions drawn from
+their taste (common random numbers: a decision gets the same draws under
+every policy). Nothing goes through Kafka; the loop is `Subject.run`, which
+follows `agents/engine.py` step by step.
+
+Reported per policy: acceptance rate (done or ack, per tip sent), dismiss and
+ignored rates, tips per person-day, mean reward per decision point and per
+person-day, and regret per person-day (the expected reward an oracle who
+knows the hidden taste would get at the same decision points — the best tip
+or no tip — minus the policy's expected reward). Intervals resample people;
+each policy is compared with the first one on the same people (paired
+cluster bootstrap, and the pooled two-proportion z-test).
+
+`--log PATH` writes every decision point (JSONL) for `oo replay`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import itertools
+import json
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import IO, Any
+
+from domain.bandit import QUIET, arm_group
+from domain.candidates import Tip, gather
+from domain.clock import utc
+from domain.decide import TIP_TTL, Decision, decide
+from domain.features import UserFeatures, apply_decision, apply_feedback, fold, record_quiet
+from domain.guards import GUARDS
+from domain.moments import SignalTrigger, TimerFired, Trigger, detect
+from domain.policies import REGISTRY, Pick, Policy, resolve
+from domain.priors import Priors, fit_priors
+from domain.reward import ACCEPTED, NO_TIP_REWARD, REWARD
+from domain.timers import plan_timers, tip_expired_unanswered
+from oo.metrics_report import event_of
+from oo.simulator import Person as SimPerson
+from oo.simulator import simulate_people
+from oo.stats import cluster_ratio, paired_ratio_difference, two_proportion_z, wilson
+from oo.tastes import Chances, Memory, Taste, chances, dwell_ms, react, topic_popularity
+from topics.catalog import SIGNALS
+from topics.records import Event
+
+DEFAULT_START = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
+DOMAIN_BY_TOPIC = {spec.name: domain for domain, spec in SIGNALS.items()}
+PRESENT_SIGNALS = frozenset({"app_opened", "page_visible", "device_active"})
+_SIGNAL, _TIMER, _FEEDBACK = 0, 1, 2
+
+
+@dataclass
+class Oracle:
+    """A reference, not a policy oO could run: it knows the hidden taste.
+
+    At each decision point it takes the action of highest expected reward (a
+    tip, or no tip when every tip's is below 0). The evaluation sets `worth`
+    (expected reward per tip id) before each decision.
+    """
+
+    name: str = "oracle"
+    learned_timing: bool = False
+    worth: dict[str, float] = field(default_factory=dict)
+
+    def pick(self, features: UserFeatures, candidates: Sequence[Tip], moment: Any, seed: int,
+             at: float | None = None) -> Pick | None:
+        """The candidate of highest expected reward, or no tip."""
+        if not candidates:
+            return None
+        best = max(candidates, key=lambda tip: self.worth.get(tip.id, 0.0))
+        if self.worth.get(best.id, 0.0) <= NO_TIP_REWARD:
+            return Pick(None, 1.0, {QUIET: 1.0})
+        return Pick(best, 1.0, {best.id: 1.0})
+
+
+def policy_for(spec: str, priors: Priors | None = None) -> Policy:
+    """The policy a spec names: a registered name, optionally `+timing` or `-timing`.
+
+    `random+timing` is random tips held back by learned timing;
+    `bandit-timing` the bandit at the fixed moments; `bandit-personal` the
+    bandit on global priors only (no per-person learning, no learned
+    timing); `oracle` the reference that knows the hidden taste (`Oracle`).
+    """
+    if spec == "oracle":
+        return Oracle()
+    base = spec.removesuffix("+timing").removesuffix("-timing").removesuffix("-personal")
+    policy = REGISTRY.get(base)
+    changes: dict[str, Any] = {}
+    for suffix, timing in (("+timing", True), ("-timing", False)):
+        if spec.endswith(suffix):
+            if not hasattr(policy, "learned_timing"):
+                raise ValueError(f"policy {policy.name!r} has no learned timing to switch")
+            changes.update(name=spec, learned_timing=timing)
+    if spec.endswith("-personal"):
+        if not hasattr(policy, "personal"):
+            raise ValueError(f"policy {policy.name!r} has no personal learning to switch off")
+        changes.update(name=spec, personal=False, learned_timing=False)
+    if priors is not None and hasattr(policy, "priors"):
+        changes["priors"] = priors
+    if changes and dataclasses.is_dataclass(policy):
+        return dataclasses.replace(policy, **changes)  # type: ignore[type-var]
+    return policy
+
+
+@dataclass
+class Tally:
+    """One person's outcomes under one policy."""
+
+    user_id: str
+    policy: str  # the policy that decided for them (an assignment's arm)
+    points: int = 0
+    sends: int = 0
+    reactions: dict[str, int] = field(default_factory=dict)
+    reward: float = 0.0  # realised, graded, over decision points
+    expected: float = 0.0  # expected reward of the actions taken (hidden model)
+    best: float = 0.0  # expected reward of the oracle's actions at the same points
+    dwell_ms: int = 0
+    first_answer: str | None = None
+
+    @property
+    def accepted(self) -> int:
+        """Tips accepted (done or ack)."""
+        return sum(self.reactions.get(r, 0) for r in ACCEPTED)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Subject:
+    """One synthetic person run under one policy: a miniature of the engine agent."""
+
+    user_id: str
+    taste: Taste
+    policy: Policy
+    shadows: Sequence[Policy]
+    seed: int
+    end: float
+    log: Callable[[dict[str, Any]], None] | None = None
+    events: Callable[[dict[str, Any]], None] | None = None
+    state: UserFeatures | None = None
+    timers: dict[str, tuple[str, float, str | None]] = field(default_factory=dict)
+    heap: list[tuple[float, int, int, Any]] = field(default_factory=list)
+    memory: Memory = field(default_factory=Memory)
+    open: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tally: Tally = field(init=False)
+    _order: Iterable[int] = field(default_factory=itertools.count)
+
+    def __post_init__(self) -> None:
+        self.tally = Tally(self.user_id, resolve(self.policy, self.user_id).name)
+
+    def _push(self, at: float, kind: int, payload: Any) -> None:
+        heapq.heappush(self.heap, (at, next(iter(self._order)), kind, payload))
+
+    def run(self, signals: Iterable[tuple[str, Event]]) -> Tally:
+        """Process the person's signals, their timers and their reactions, in time order."""
+        for topic, record in signals:
+            self._push(record.occurred_at.timestamp(), _SIGNAL, (topic, record))
+        horizon = self.end + TIP_TTL.total_seconds() + 60
+        while self.heap:
+            at, _, kind, payload = heapq.heappop(self.heap)
+            if at > horizon:
+                break
+            if kind == _SIGNAL:
+                self._on_signal(*payload)
+            elif kind == _TIMER:
+                self._on_timer(payload, at)
+            else:
+                self._on_feedback(payload, at)
+        return self.tally
+
+    # --- the engine's steps ---------------------------------------------
+
+    def _on_signal(self, topic: str, record: Event) -> None:
+        domain = DOMAIN_BY_TOPIC[topic]
+        if self.events is not None:
+            event = event_of(topic, record)
+            if event is not None:
+                self.events(event)
+        before = self.state
+        state, changed = fold(before, record, domain)
+        if not changed:
+            return
+        trigger = SignalTrigger(record, domain)
+        now = record.occurred_at
+        self.state = self._decide(state, trigger, now)
+        self._plan(before, trigger, now)
+
+    def _on_timer(self, payload: tuple[str, float], at: float) -> None:
+        timer_id, fire_at = payload
+        stored = self.timers.get(timer_id)
+        if stored is None or stored[1] != fire_at or self.state is None:
+            return  # moved, cancelled or fired already
+        del self.timers[timer_id]
+        purpose, _, ref = stored
+        before, now = self.state, utc(fire_at)
+        trigger = TimerFired(timer_id, purpose, now, ref)
+        if purpose == "tip_expired":
+            if tip_expired_unanswered(before, ref):
+                self.state, _ = apply_feedback(before, ref or "", "ignored", now)
+                self._outcome(ref or "", "ignored")
+                self._event("feedback", fire_at, decision_id=ref, reaction="ignored")
+        elif at < self.end:
+            self.state = self._decide(before, trigger, now)
+        self._plan(before, trigger, now)
+
+    def _on_feedback(self, payload: tuple[str, str, str], at: float) -> None:
+        decision_id, tip_id, reaction = payload
+        if self.state is None:
+            return
+        before = self.state
+        self.state, changed = apply_feedback(before, decision_id, reaction, utc(at), tip_id=tip_id)
+        if changed:
+            self._outcome(decision_id, reaction)
+            self._plan(before, None, utc(at))
+            self._event("feedback", at, decision_id=decision_id, reaction=reaction)
+
+    def _plan(self, before: UserFeatures | None, trigger: Trigger | None, now: datetime) -> None:
+        assert self.state is not None
+        for command in plan_timers(before, self.state, trigger, now):
+            if command.action == "set":
+                fire_at = command.fire_at.timestamp()
+                self.timers[command.timer_id] = (command.purpose, fire_at, command.ref)
+                self._push(fire_at, _TIMER, (command.timer_id, fire_at))
+            else:
+                self.timers.pop(command.timer_id, None)
+
+    # --- deciding, and the person's answer ------------------------------
+
+    def _decide(self, state: UserFeatures, trigger: Trigger, now: datetime) -> UserFeatures:
+        verdict = detect(state, trigger, now, GUARDS)
+        moment = verdict.moment
+        if moment is None:
+            return state  # no decision point: no moment, or a guard every policy obeys
+        at = now.timestamp()
+        present = isinstance(trigger, SignalTrigger) and (
+            trigger.domain == "mood" or getattr(trigger.event, "kind", None) in PRESENT_SIGNALS)
+        candidates = gather(state, moment, now)
+        local = state.local_time(at)
+        odds = {tip.id: (tip, chances(self.taste, self.memory, group=arm_group(tip), tip_id=tip.id,
+                                      moment=moment.name, present=present, local=local, at=at))
+                for tip in candidates}
+        worth = {tip_id: ch.expected_reward(tip.kind) for tip_id, (tip, ch) in odds.items()}
+        if isinstance(self.policy, Oracle):
+            self.policy.worth = worth
+        result = decide(state, trigger, now, policy=self.policy, shadow_policies=self.shadows)
+        if not isinstance(result, Decision) and result.point is None:
+            return state  # e.g. a duplicate, or no candidate
+        best = max([NO_TIP_REWARD, *worth.values()])
+        self.tally.points += 1
+        self.tally.best += best
+        entry = self._entry(result, now, moment.name, worth, present)
+        if isinstance(result, Decision):
+            tip = result.tip
+            self.tally.sends += 1
+            self.tally.expected += worth.get(tip.id, 0.0)
+            state, _ = apply_decision(state, result.decision_id, tip.id, tip.kind, now,
+                                      result.expires_at, moment=result.moment,
+                                      group=result.group, policy=result.policy)
+            self._event("decided", at, decision_id=result.decision_id)
+            self._event("feedback", at + 2, decision_id=result.decision_id, reaction="delivered")
+            self._answer(result.decision_id, tip, odds[tip.id][1], at)
+            self.memory.received(tip.id, at)
+            self.open[result.decision_id] = entry
+            return state
+        entry["reward"] = NO_TIP_REWARD
+        self._write(entry)
+        return record_quiet(state, result.decision_id, now, dict(result.point or {}))
+
+    def _entry(self, result: Any, now: datetime, moment: str, worth: Mapping[str, float],
+               present: bool) -> dict[str, Any]:
+        point = dict(result.point if not isinstance(result, Decision)
+                     else result.context_snapshot["point"])
+        chosen = point["chosen"]
+        truth = {name: _value(scores, worth)
+                 for name, scores in _all_scores(result).items()}
+        return {"user_id": self.user_id, "decision_id": result.decision_id,
+                "at": int(now.timestamp()), "moment": moment,
+                "policy": result.policy, "chosen": chosen, "group": point["group"],
+                "propensity": result.propensity, "point": point, "reaction": None,
+                "reward": None, "sim": {"present": present, "expected": worth.get(chosen, 0.0),
+                                        "best": max([0.0, *worth.values()]), "truth": truth}}
+
+    def _answer(self, decision_id: str, tip: Tip, ch: Chances, at: float) -> None:
+        rng = random.Random(f"{self.seed}:react:{decision_id}")
+        drawn = react(ch, tip.kind, rng)
+        if drawn is None:
+            return  # never looked at: the expiry timer records it as ignored
+        reaction, delay = drawn
+        dwell = dwell_ms(rng, reaction)
+        self.tally.dwell_ms += dwell
+        self._event("feedback", at + delay - dwell / 1000, decision_id=decision_id,
+                    reaction="seen", dwell_ms=dwell)
+        self._push(at + delay, _FEEDBACK, (decision_id, tip.id, reaction))
+
+    def _outcome(self, decision_id: str, reaction: str) -> None:
+        entry = self.open.pop(decision_id, None)
+        if entry is None:
+            return
+        reactions = self.tally.reactions
+        reactions[reaction] = reactions.get(reaction, 0) + 1
+        self.tally.reward += REWARD[reaction]
+        if self.tally.first_answer is None:
+            self.tally.first_answer = reaction
+        entry["reaction"], entry["reward"] = reaction, REWARD[reaction]
+        self._write(entry)
+
+    def _event(self, kind: str, at: float, **fields: Any) -> None:
+        if self.events is not None:
+            self.events({"type": kind, "user_id": self.user_id, "at": int(at), **fields})
+
+    def _write(self, entry: dict[str, Any]) -> None:
+        if self.log is not None:
+            self.log(entry)
+
+
+def _all_scores(result: Any) -> dict[str, Mapping[str, float]]:
+    scores: dict[str, Mapping[str, float]] = {}
+    if result.scores:
+        scores[result.policy] = result.scores
+    for name, shadow in (getattr(result, "shadow", None) or {}).items():
+        if shadow.scores is not None:
+            scores[name] = shadow.scores
+    return scores
+
+
+def _value(scores: Mapping[str, float], worth: Mapping[str, float]) -> float:
+    """The expected reward of a policy's action probabilities at a point (quiet is 0)."""
+    return round(sum(p * worth.get(a, 0.0) for a, p in scores.items() if a != QUIET), 6)
+
+
+# --- a whole evaluation ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class World:
+    """The synthetic people of a seed: their signals and hidden tastes."""
+
+    people: tuple[tuple[str, Taste, tuple[tuple[str, Event], ...]], ...]
+    start: datetime
+    days: int
+    seed: int
+
+    @classmethod
+    def build(cls, people: int, days: int, seed: int, start: datetime = DEFAULT_START) -> World:
+        """Generate `people` people for `days` days from `start`, deterministically for `seed`."""
+        rng = random.Random(seed)
+        # Drawn exactly as simulate_people draws them, to know their wake time.
+        persons = [SimPerson.generate(i, rng, "eval") for i in range(people)]
+        events: dict[str, list[tuple[str, Event]]] = {p.user_id: [] for p in persons}
+        for topic, record in simulate_people(people, start, days, seed, prefix="eval"):
+            events[record.user_id].append((topic, record))
+        popularity = topic_popularity()
+        built = []
+        for p in persons:
+            taste = Taste.generate(random.Random(f"{seed}:taste:{p.user_id}"), popularity,
+                                   p.wake_minute)
+            built.append((p.user_id, taste, tuple(events[p.user_id])))
+        return cls(tuple(built), start, days, seed)
+
+
+@dataclass
+class Outcome:
+    """The tallies of one policy over every person."""
+
+    policy: str
+    tallies: list[Tally]
+    seconds: float
+
+    def totals(self) -> dict[str, float]:
+        """Pooled counts."""
+        sends = sum(t.sends for t in self.tallies)
+        out: dict[str, float] = {"people": len(self.tallies), "sends": sends,
+                                 "points": sum(t.points for t in self.tallies),
+                                 "accepted": sum(t.accepted for t in self.tallies),
+                                 "reward": sum(t.reward for t in self.tallies),
+                                 "expected": sum(t.expected for t in self.tallies),
+                                 "best": sum(t.best for t in self.tallies)}
+        for reaction in REWARD:
+            out[reaction] = sum(t.reactions.get(reaction, 0) for t in self.tallies)
+        return out
+
+
+def run_policy(world: World, spec: str, *, shadows: Sequence[str] = (),
+               log: IO[str] | None = None, progress: Callable[[str], None] | None = None,
+               priors: Priors | None = None,
+               collect: Callable[[dict[str, Any]], None] | None = None,
+               events: IO[str] | None = None) -> Outcome:
+    """Run every person of `world` under the policy `spec` (see `policy_for`).
+
+    Every decision point goes to `log` (JSONL) and to `collect`, if given;
+    the event log (signups, activity, decisions, feedback) to `events`.
+    """
+    policy = policy_for(spec, priors)
+    shadow_policies = [policy_for(s, priors) for s in shadows]
+    end = (world.start + timedelta(days=world.days)).timestamp()
+    writer = None
+    if log is not None or collect is not None:
+        def writer(entry: dict[str, Any]) -> None:
+            if log is not None:
+                log.write(json.dumps({"run": spec, **entry}, separators=(",", ":")) + "\n")
+            if collect is not None:
+                collect(entry)
+    event_writer = None
+    if events is not None:
+        def event_writer(event: dict[str, Any]) -> None:
+            events.write(json.dumps({"run": spec, **event}, separators=(",", ":")) + "\n")
+    began = time.monotonic()
+    tallies = []
+    last = began
+    for index, (user_id, taste, signals) in enumerate(world.people, start=1):
+        subject = Subject(user_id, taste, policy, shadow_policies, world.seed, end, writer,
+                          event_writer)
+        tallies.append(subject.run(signals))
+        if progress is not None and (time.monotonic() - last > 5 or index == len(world.people)):
+            last = time.monotonic()
+            progress(f"evaluate: {spec}: {index}/{len(world.people)} people "
+                     f"({last - began:.0f} s)")
+    return Outcome(spec, tallies, time.monotonic() - began)
+
+
+def summarise(outcomes: Sequence[Outcome], days: int, *, seed: int = 0,
+              draws: int = 2000) -> dict[str, Any]:
+    """Every figure of the report, JSON-ready: per policy, and each against the first."""
+    policies = []
+    for outcome in outcomes:
+        t = outcome.totals()
+        sends, points, person_days = t["sends"], t["points"], t["people"] * days
+        acceptance = cluster_ratio([(x.accepted, x.sends) for x in outcome.tallies],
+                                   draws=draws, seed=seed)
+        reward = cluster_ratio([(x.reward, x.points) for x in outcome.tallies], draws=draws,
+                               seed=seed)
+        regret = cluster_ratio([(x.best - x.expected, days) for x in outcome.tallies],
+                               draws=draws, seed=seed)
+        per_day = cluster_ratio([(x.sends, days) for x in outcome.tallies], draws=draws, seed=seed)
+        arms: dict[str, int] = {}
+        for x in outcome.tallies:
+            arms[x.policy] = arms.get(x.policy, 0) + 1
+        policies.append({
+            "policy": outcome.policy, "people": int(t["people"]), "days": days,
+            "decision_points": int(points), "sends": int(sends),
+            "acceptance": acceptance.as_dict(),
+            "acceptance_wilson": list(wilson(t["accepted"], sends)),
+            "dismiss_rate": t["dismiss"] / sends if sends else 0.0,
+            "ignored_rate": t["ignored"] / sends if sends else 0.0,
+            "reactions": {r: int(t[r]) for r in REWARD},
+            "tips_per_day": per_day.as_dict(),
+            "reward_per_point": reward.as_dict(),
+            "reward_per_day": t["reward"] / person_days,
+            "expected_per_point": t["expected"] / points if points else 0.0,
+            "regret_per_day": regret.as_dict(),
+            "quiet_share": 1.0 - sends / points if points else 0.0,
+            "mean_dwell_ms": (sum(x.dwell_ms for x in outcome.tallies)
+                              / max(1, sum(sum(x.reactions.get(r, 0) for r in REWARD if r != "ignored")
+                                           for x in outcome.tallies))),
+            "arms": arms, "seconds": round(outcome.seconds, 1),
+        })
+    comparisons = []
+    base = outcomes[0]
+    for outcome in outcomes[1:]:
+        pairs = [((a.accepted, a.sends), (b.accepted, b.sends))
+                 for a, b in zip(base.tallies, outcome.tallies, strict=True)]
+        diff, p_cluster = paired_ratio_difference(pairs, draws=draws, seed=seed)
+        ta, tb = base.totals(), outcome.totals()
+        z, p_pooled = two_proportion_z(ta["accepted"], ta["sends"], tb["accepted"], tb["sends"])
+        day_pairs = [((a.sends, days), (b.sends, days))
+                     for a, b in zip(base.tallies, outcome.tallies, strict=True)]
+        tips_diff, tips_p = paired_ratio_difference(day_pairs, draws=draws, seed=seed)
+        comparisons.append({
+            "baseline": base.policy, "policy": outcome.policy,
+            "acceptance_difference": diff.as_dict(), "p_value_cluster": p_cluster,
+            "z_pooled": z, "p_value_pooled": p_pooled,
+            "tips_per_day_difference": tips_diff.as_dict(), "tips_per_day_p_value": tips_p,
+        })
+    return {"policies": policies, "comparisons": comparisons}
+
+
+def render(summary: Mapping[str, Any], *, seed: int, people: int, days: int) -> str:
+    """The report as a text table."""
+    lines = [f"oo evaluate: {people} synthetic people, {days} days, seed {seed} "
+             f"(95% intervals resample people)", ""]
+    header = (f"{'policy':<16} {'acceptance':>22} {'dismiss':>8} {'ignored':>8} "
+              f"{'tips/day':>16} {'reward/point':>13} {'regret/day':>16} {'quiet':>6}")
+    lines += [header, "-" * len(header)]
+    for p in summary["policies"]:
+        a, d, r, g = p["acceptance"], p["tips_per_day"], p["reward_per_point"], p["regret_per_day"]
+        lines.append(
+            f"{p['policy']:<16} {_pct(a['value'])} [{_pct(a['low'])},{_pct(a['high'])}] "
+            f"{_pct(p['dismiss_rate']):>8} {_pct(p['ignored_rate']):>8} "
+            f"{d['value']:>5.2f} [{d['low']:.2f},{d['high']:.2f}] "
+            f"{r['value']:>+13.3f} {g['value']:>5.3f} [{g['low']:.2f},{g['high']:.2f}] "
+            f"{_pct(p['quiet_share']):>6}")
+    if summary["comparisons"]:
+        lines.append("")
+    for c in summary["comparisons"]:
+        a, t = c["acceptance_difference"], c["tips_per_day_difference"]
+        lines.append(
+            f"{c['policy']} vs {c['baseline']}: acceptance {a['value'] * 100:+.1f} pp "
+            f"[{a['low'] * 100:+.1f}, {a['high'] * 100:+.1f}], p = {_p(c['p_value_cluster'])} "
+            f"(people resampled; pooled z = {c['z_pooled']:.1f}, p = {_p(c['p_value_pooled'])}); "
+            f"tips/day {t['value']:+.2f} [{t['low']:+.2f}, {t['high']:+.2f}]")
+    return "\n".join(lines)
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:5.1f}%"
+
+
+def _p(p: float) -> str:
+    return f"{p:.1e}" if p < 1e-3 else f"{p:.3f}"
+
+
+def warm_up(people: int, days: int, seed: int, start: datetime = DEFAULT_START,
+            progress: Callable[[str], None] | None = None) -> Priors:
+    """Global priors fitted on a separate cohort (`seed`) given random tips for `days` days.
+
+    What `oo replay --fit-priors` does with a real deployment's logs: the
+    answers of one cohort become the priors of the next.
+    """
+    world = World.build(people, days, seed, start)
+    points: list[dict[str, Any]] = []
+    run_policy(world, "random", progress=progress, collect=points.append)
+    return fit_priors(points,
+                      source=f"oo evaluate warm-up: random, {people} people, {days} days, "
+                             f"seed {seed}")
+
+
+def evaluate(*, people: int, days: int, seed: int, policies: Sequence[str],
+             shadows: Sequence[str] = (), log: IO[str] | None = None,
+             start: datetime = DEFAULT_START, progress: Callable[[str], None] | None = None,
+             draws: int = 2000, warmup: int = 0, warmup_seed: int | None = None,
+             priors: Priors | None = None, replay_check: str | None = None,
+             events: IO[str] | None = None) -> dict[str, Any]:
+    """Run each policy on the same synthetic people; return the summary (see `summarise`).
+
+    With `warmup` > 0, the bandit's global priors are first fitted on that
+    many other people (`warmup_seed`, default `seed` + 1000) given random tips.
+    With `replay_check` (a policy among `policies`), that policy also runs as
+    a shadow of the first one, whose log is then replayed (`oo.replay`) to
+    estimate it; the estimate is set beside the value measured by running it.
+    """
+    from oo.replay import replay
+
+    if warmup > 0:
+        priors = warm_up(warmup, days, warmup_seed if warmup_seed is not None else seed + 1000,
+                         start, progress)
+    if replay_check is not None:
+        if replay_check not in policies[1:]:
+            raise ValueError(f"--replay-check {replay_check} must be one of the policies run "
+                             f"after the first ({policies[0]}, the logging policy)")
+        shadows = list(dict.fromkeys([*shadows, replay_check]))
+    world = World.build(people, days, seed, start)
+    logged: list[dict[str, Any]] = []
+    outcomes = [run_policy(world, spec, shadows=shadows, log=log, progress=progress,
+                           priors=priors, collect=logged.append if i == 0 and replay_check
+                           else None, events=events) for i, spec in enumerate(policies)]
+    summary = summarise(outcomes, days, seed=seed, draws=draws)
+    summary.update({"seed": seed, "people": people, "days": days,
+                    "start": start.isoformat(), "shadows": list(shadows),
+                    "warmup": {"people": warmup, "seed": warmup_seed if warmup_seed is not None
+                               else seed + 1000} if warmup > 0 else None,
+                    "priors": priors.to_document() if priors is not None else None})
+    if replay_check is not None:
+        check = replay([{"run": policies[0], **e} for e in logged], replay_check,
+                       draws=min(draws, 1000), seed=seed)
+        measured = next(p for p in summary["policies"] if p["policy"] == replay_check)
+        check["measured"] = measured["reward_per_point"]
+        check["measured_inside_dr_interval"] = \
+            check["dr"]["low"] <= check["measured"]["value"] <= check["dr"]["high"]
+        check["measured_inside_ips_interval"] = \
+            check["ips"]["low"] <= check["measured"]["value"] <= check["ips"]["high"]
+        summary["replay_check"] = check
+    return summary
+
