@@ -45,6 +45,8 @@ FEATURES_TABLE = "features"
 TIMERS_TABLE = "timers"
 SOURCE = "oo.engine"
 DOMAIN_BY_TOPIC = {spec.name: domain for domain, spec in SIGNALS.items()}
+# How long a deleted person's late signals are dropped (in memory, per worker).
+FORGET_WINDOW_S = 3600.0
 
 
 def _raw(app: faust.App, name: str, partitions: int | None = None) -> Any:
@@ -68,6 +70,7 @@ class Engine:
         self.feedback = _raw(app, FEEDBACK.name)
         self.timer_topic = _raw(app, TIMERS.name)
         self.schedule = TimerSchedule()
+        self.forgotten: dict[bytes, float] = {}  # deleted people: key -> when (monotonic)
         self.policy = settings.policy
         self.shadow = settings.shadow_policies
         self.dead = dead
@@ -100,7 +103,14 @@ class Engine:
 
     async def _on_signal(self, message: Any, record: Any, domain: str) -> None:
         key = message.key
+        if self._was_forgotten(key):
+            self.counters.inc("oo_signals_forgotten_total", "domain", domain)
+            return
         before = self._load(key)
+        if before is not None and before.deletion_requested:
+            self._forget(key, before)  # a marker an older version kept: tombstone it now
+            self.counters.inc("oo_signals_forgotten_total", "domain", domain)
+            return
         state, changed = fold(before, record, domain)
         if not changed:
             dropped = before is not None and before.deletion_requested
@@ -122,7 +132,7 @@ class Engine:
         teaches the learned statistics (domain.learning); answers are counted by policy."""
         key = message.key
         before = self._load(key)
-        if before is None:
+        if before is None or before.deletion_requested or self._was_forgotten(key):
             return
         now = _later(record.occurred_at)
         state, changed = apply_feedback(before, record.decision_id, record.reaction,
@@ -139,6 +149,8 @@ class Engine:
 
     async def _on_timer(self, message: Any, command: TimerScheduled) -> None:
         key = message.key
+        if self._was_forgotten(key):
+            return  # a late timer command of a deleted person must not bring them back
         partition, timers = decode_entry(self.timers.get(key))
         if command.action in ("set", "cancel"):
             self._apply_commands(message, key, [TimerCommand(
@@ -239,16 +251,30 @@ class Engine:
         self.schedule.replace_user(key, message.partition, timers)
 
     def _forget(self, key: bytes, marker: UserFeatures) -> None:
-        """Deletion requested: tombstone the timers, keep only the bare deletion marker.
+        """Deletion requested: tombstones for the person's features and timers.
 
-        The marker (no data but the flag) makes late signals from other topics
-        drop instead of re-creating the person (docs/adr/0005-one-engine-agent.md).
+        Nothing of the person stays in a table (the changelogs end with
+        tombstones). Late signals from other topics, published before the
+        deletion but read after it, are dropped while the key is remembered
+        here, in memory, for FORGET_WINDOW_S (docs/adr/0005-one-engine-agent.md).
         """
         if key in self.timers:
             del self.timers[key]
+        if key in self.features:
+            del self.features[key]
         self.schedule.drop_user(key)
-        self._store(key, marker)
+        self.forgotten[key] = time.monotonic()
         self.counters.inc("oo_users_forgotten_total")
+
+    def _was_forgotten(self, key: bytes) -> bool:
+        """A person deleted within FORGET_WINDOW_S (older entries are pruned on the way)."""
+        now = time.monotonic()
+        while self.forgotten:
+            oldest = next(iter(self.forgotten))
+            if now - self.forgotten[oldest] < FORGET_WINDOW_S:
+                break
+            del self.forgotten[oldest]
+        return key in self.forgotten
 
     def _load(self, key: bytes) -> UserFeatures | None:
         return load_state(self.features.get(key))

@@ -136,8 +136,6 @@ async def last_values(kafka: str, topic: str, key: bytes) -> list[bytes | None]:
     return [r.value for r in records]
 
 
-@pytest.mark.xfail(strict=True, reason="the engine keeps a deletion marker under the person's id "
-                   "in the features table (ADR 5); it must tombstone it: see docs/identity.md")
 async def test_after_delete_me_the_engine_tables_end_with_tombstones(
         client, pool, todoist, worker, kafka):  # noqa: F811
     everything = await a_person_with_everything(client, pool, todoist)
