@@ -19,6 +19,9 @@ import asyncpg
 from topics.records import TipDecided
 
 OPEN_STATUSES = ("pending", "delivered", "seen")
+# The tip instance status an answer (or its absence) leaves.
+CLOSED_STATUS = {"done": "done", "ack": "ack", "save": "saved", "snooze": "snoozed",
+                 "dismiss": "dismissed", "ignored": "ignored"}
 TIPS_CHANNEL = "oo_tips"  # NOTIFY channel: a person's tips changed (payload: the user id)
 
 
@@ -120,21 +123,22 @@ class TipStore:
 
     async def close_answered(self, event_id: str, decision_id: str, user_id: str,
                              reaction: str) -> tuple[PendingPush, ...]:
-        """A tip was answered (on some device) or went unanswered: what to close where.
+        """A tip was answered (on some device, or at its source) or went unanswered.
 
         Every device it was pushed to gets one withdrawal (logged under `event_id`,
         so a redelivered feedback event sends only what is still owed; a tip already
-        withdrawn by a newer one is not withdrawn twice). An ignored tip is marked
-        ignored, and open pages are told.
+        withdrawn by a newer one is not withdrawn twice). A tip still open takes the
+        answer's status (ignored when unanswered), and open pages are told.
         """
         async with self._pool.acquire() as conn, conn.transaction():
-            if reaction == "ignored":
-                changed = await conn.fetchval(
-                    """UPDATE tip_instances SET status = 'ignored'
-                       WHERE decision_id = $1 AND status = ANY($2::text[]) RETURNING user_id""",
-                    decision_id, list(OPEN_STATUSES))
-                if changed is not None:
-                    await notify_tips_changed(conn, changed)
+            # Still open means it was answered elsewhere (a task completed at its source)
+            # or not at all (ignored): record that, and tell open pages.
+            changed = await conn.fetchval(
+                """UPDATE tip_instances SET status = $3, reacted_at = now()
+                   WHERE decision_id = $1 AND status = ANY($2::text[]) RETURNING user_id""",
+                decision_id, list(OPEN_STATUSES), CLOSED_STATUS.get(reaction, "ignored"))
+            if changed is not None:
+                await notify_tips_changed(conn, changed)
             await conn.execute(
                 """INSERT INTO push_withdrawals (decision_id, subscription_id, withdrawn_by)
                    SELECT d.decision_id, d.subscription_id, $2 FROM push_deliveries d

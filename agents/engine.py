@@ -30,7 +30,14 @@ from agents.deadletters import DeadLetterSink
 from agents.state import dump_state, load_state
 from agents.schedule import TimerSchedule, decode_entry, encode_entry
 from domain.decide import Decision, decide
-from domain.features import UserFeatures, apply_decision, apply_feedback, fold, record_quiet
+from domain.features import (
+    TODO_TIP_PREFIX,
+    UserFeatures,
+    apply_decision,
+    apply_feedback,
+    fold,
+    record_quiet,
+)
 from domain.moments import SignalTrigger, TimerFired, Trigger
 from domain.reward import is_answer
 from domain.timers import TimerCommand, plan_timers, tip_expired_unanswered
@@ -121,6 +128,8 @@ class Engine:
         if state.deletion_requested:
             self._forget(key, state)
             return
+        if domain == "tasks" and record.change == "completed":
+            await self._done_elsewhere(before, record)
         now = _later(record.occurred_at)
         state = await self._decide(state, SignalTrigger(record, domain), now,
                                    propagated(message.headers))
@@ -220,6 +229,22 @@ class Engine:
             return
         self.counters.inc("oo_answers_total", "policy_reaction", f"{sent.policy}/{reaction}")
         self.counters.inc("oo_answers_by_group_total", "group_reaction", f"{sent.group}/{reaction}")
+
+    async def _done_elsewhere(self, before: UserFeatures | None, task: Any) -> None:
+        """The todo on screen was completed at its source: answer its tip as done.
+
+        The feedback closes the tip's notification on every device and on open
+        pages (the notifier hears it), and teaches like a tap on the tip would.
+        """
+        showing = before.showing if before is not None else None
+        if showing is None or showing.tip_id != f"{TODO_TIP_PREFIX}{task.task_id}":
+            return
+        record = FeedbackGiven(
+            event_id=f"done-elsewhere-{showing.decision_id}", user_id=task.user_id,
+            occurred_at=task.occurred_at, source=SOURCE, decision_id=showing.decision_id,
+            tip_id=showing.tip_id, reaction="done")
+        await self.feedback.send(key=task.user_id.encode(), value=encode(record))
+        self.counters.inc("oo_tips_done_elsewhere_total")
 
     async def _ignored(self, state: UserFeatures, command: TimerScheduled, now: datetime) -> None:
         showing = state.showing

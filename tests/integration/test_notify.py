@@ -18,9 +18,16 @@ from tests.conftest import port
 from tests.helpers import ROOT, produce, stop_process
 from tests.integration.conftest import ARTIFACTS, Worker
 from topics.admin import ensure_topics
-from topics.catalog import FEEDBACK, TIPS_DECIDED
+from topics.catalog import FEEDBACK, SIGNALS, TIPS_DECIDED
 from topics.codec import encode
-from topics.records import FeedbackGiven, Tip, TipDecided
+from topics.records import (
+    ContextObserved,
+    FeedbackGiven,
+    LifecycleChanged,
+    TaskChanged,
+    Tip,
+    TipDecided,
+)
 
 pytestmark = pytest.mark.integration
 PUSH_PORT = port(28443)
@@ -196,3 +203,41 @@ async def test_an_answer_or_an_expiry_closes_the_tip_on_every_device_once(kafka,
         assert len(last) == base[device] + 1 and last[-1]["decision_id"] == ignored.decision_id
     assert await db.fetchval("SELECT status FROM tip_instances WHERE decision_id=$1",
                              ignored.decision_id) == "ignored"
+
+
+async def test_a_todo_completed_at_its_source_closes_its_tip_everywhere(kafka, notifying):
+    client, db, user = notifying["client"], notifying["db"], notifying["user"]
+    key = user.encode()
+    now = datetime.now(UTC)
+    minute = now.hour * 60 + now.minute
+    account = LifecycleChanged(
+        event_id=f"{user}-a", user_id=user, occurred_at=now - timedelta(minutes=5), source="test",
+        change="user_created", time_zone="UTC", quiet_start_minute=(minute + 600) % 1440,
+        quiet_end_minute=(minute + 660) % 1440, daily_budget=5, kinds=["todo"])
+    task = TaskChanged(event_id=f"{user}-t1", user_id=user, occurred_at=now - timedelta(minutes=4),
+                       source="todoist", change="created", task_id="t-1", title="Send the report",
+                       due_at=now + timedelta(hours=3))
+    await produce(kafka, SIGNALS["lifecycle"].name, [(key, encode(account))])
+    await produce(kafka, SIGNALS["tasks"].name, [(key, encode(task))])
+    await asyncio.sleep(2)  # both folded before the moment
+    opened = ContextObserved(event_id=f"{user}-o", user_id=user, occurred_at=now, source="test",
+                             kind="app_opened")
+    await produce(kafka, SIGNALS["context"].name, [(key, encode(opened))])
+
+    async def pushed() -> list[dict]:
+        return [t for d, _ in notifying["devices"] for t in tips_received(client, d)]
+
+    tips = await wait_for(pushed, what="the todo tip on the devices")
+    decision_id = tips[0]["decision_id"]
+    assert tips[0]["tip_id"] == "todo:t-1"
+    done = TaskChanged(event_id=f"{user}-t2", user_id=user, occurred_at=datetime.now(UTC),
+                       source="todoist", change="completed", task_id="t-1")
+    await produce(kafka, SIGNALS["tasks"].name, [(key, encode(done))])
+
+    async def closed() -> bool:
+        return all(any(w["decision_id"] == decision_id for w in withdrawals_received(client, d))
+                   for d, _ in notifying["devices"])
+
+    await wait_for(closed, what="the tip's notification to be closed on both devices")
+    assert await db.fetchval("SELECT status FROM tip_instances WHERE decision_id=$1",
+                             decision_id) == "done"
