@@ -15,7 +15,8 @@ COMMANDS = [[], ["infra"], ["infra", "up"], ["infra", "down"], ["infra", "status
             ["topics"], ["worker"], ["web"], ["dev"], ["simulate"], ["settings"],
             ["vapid"], ["vapid", "generate"], ["vapid", "public-key"],
             ["contracts"], ["contracts", "write"], ["contracts", "check"], ["contracts", "release"],
-            ["vault"], ["vault", "new-key"], ["vault", "rotate"]]
+            ["vault"], ["vault", "new-key"], ["vault", "rotate"],
+            ["evaluate"], ["replay"], ["metrics"]]
 
 
 def oo(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
