@@ -1,5 +1,5 @@
 # The two commands of README.md: `make dev` (everything, prints the URL) and `make test`.
-.PHONY: dev test unit bootstrap bench lint infra-up infra-down help
+.PHONY: dev test unit bootstrap bench bench-notify bench-web lint infra-up infra-down help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -19,8 +19,14 @@ unit: bootstrap  ## only the fast unit tests
 bench: bootstrap  ## benchmarks against the real local broker (see docs/benchmarks.md)
 	@.venv/bin/python -m bench $(BENCH_ARGS)
 
+bench-notify: bootstrap  ## notifier benchmark against the local push service (docs/benchmarks.md)
+	@.venv/bin/python -m bench notify $(BENCH_ARGS)
+
+bench-web: bootstrap  ## web benchmark: API load, page weight, first paint, Lighthouse (docs/benchmarks.md)
+	@.venv/bin/python -m bench web --lighthouse $(BENCH_ARGS)
+
 lint: bootstrap  ## ruff and mypy
-	@.venv/bin/ruff check . && .venv/bin/mypy oo topics agents web domain
+	@.venv/bin/ruff check . && .venv/bin/mypy oo topics agents web domain adapters bench
 
 infra-up: bootstrap  ## start only Kafka and PostgreSQL
 	@.venv/bin/oo infra up

@@ -1,13 +1,16 @@
-"""`python -m bench`: the pipeline benchmark (see bench/pipeline.py and docs/benchmarks.md)."""
+"""`python -m bench`: the pipeline benchmark (bench/pipeline.py); `python -m bench notify`:
+the notifier benchmark (bench/notify.py); `python -m bench web`: the web benchmark
+(bench/web.py). Figures and method: docs/benchmarks.md."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 
-def _positive(kind: type) -> object:
+def _positive(kind: type) -> Callable[[str], Any]:
     def parse(text: str) -> object:
         try:
             value = kind(text)
@@ -28,7 +31,8 @@ def parser() -> argparse.ArgumentParser:
         "worker's signals/s (RocksDB tables) and its ratio to the raw rate, CPU µs per signal "
         "per stage, and signal → decision latency under an open-loop constant rate. Starts its "
         "own Kafka (127.0.0.1:39092) and PostgreSQL (127.0.0.1:35432) in /var/tmp/oo-bench-USER "
-        "and stops them at the end.",
+        "and stops them at the end. The notifier benchmark is a subcommand: "
+        "`python -m bench notify --help`.",
     )
     p.add_argument("--signals", type=_positive(int), default=50_000,
                    help="signals produced up front and consumed by each run (default 50000)")
@@ -62,7 +66,56 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def notify_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bench notify",
+        description="oO notifier benchmark, side by side in one run against the local push "
+        "service over HTTPS (python -m oo.pushservice on 127.0.0.1:38443, its test CA in "
+        "/var/tmp/oo-bench-USER/push-ca; started and stopped here, no Kafka or PostgreSQL): a "
+        "naive one-call-at-a-time pywebpush.webpush() loop; the production PushSender as the "
+        "notify agent builds it (pushes/s, p50/p99, CPU µs per push); bare aiohttp POSTs of "
+        "pre-encrypted bodies (the most any client gets through this push service here); the "
+        "notify path at an open-loop constant rate; and the CPU µs per push of the encryption "
+        "alone. Medians of the runs, ratios, and the targets MET or MISSED.",
+    )
+    p.add_argument("--runs", type=_positive(int), default=3,
+                   help="runs of every phase; figures are medians (default 3)")
+    p.add_argument("--devices", type=_positive(int), default=200,
+                   help="simulated devices subscribed to the push service (default 200)")
+    p.add_argument("--pushes", type=_positive(int), default=5000,
+                   help="pushes of the notify path per run, as fast as possible (default 5000)")
+    p.add_argument("--round", type=_positive(int), default=2000,
+                   help="most pushes per push service instance: the notify path and the ceiling "
+                   "run in rounds, each on a fresh push service, whose CPU per push grows with "
+                   "the messages it holds (default 2000)")
+    p.add_argument("--naive-pushes", type=_positive(int), default=500,
+                   help="pushes of the naive webpush() loop per run (default 500)")
+    p.add_argument("--window", type=_positive(int), default=16,
+                   help="decisions in flight on the notify path (default 16: the sender's "
+                   "per-origin concurrency; more only queue inside the sender)")
+    p.add_argument("--rate", type=_positive(float), default=1000.0,
+                   help="pushes per second of the open-loop phase (default 1000, the target)")
+    p.add_argument("--duration", type=float, default=5.0,
+                   help="seconds of the open-loop phase per run; 0 skips it (default 5)")
+    p.add_argument("--crypto-pushes", type=_positive(int), default=2000,
+                   help="encryptions per pass of the in-process CPU measurement (default 2000)")
+    p.add_argument("--crypto-passes", type=_positive(int), default=5,
+                   help="passes of the in-process measurement; the median is reported (default 5)")
+    p.add_argument("--quick", action="store_true",
+                   help="a short run (~30 s): 2 runs, 2000 pushes, 100 naive, 2 s open loop, "
+                   "500 encryptions x 3")
+    p.add_argument("--json", metavar="PATH", help="also write every figure to PATH as JSON")
+    return p
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["notify"]:
+        return notify_main(argv[1:])
+    if argv[:1] == ["web"]:
+        from bench.web import main as web_main
+
+        return web_main(argv[1:])
     args = parser().parse_args(argv)
     if not args.rates:
         args.rates = [200.0, 1000.0]
@@ -78,6 +131,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         run(args)
     except BenchError as err:
         print(f"bench: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def notify_main(argv: Sequence[str]) -> int:
+    args = notify_parser().parse_args(argv)
+    if args.quick:
+        args.runs, args.pushes, args.naive_pushes, args.duration = 2, 2000, 100, 2.0
+        args.crypto_pushes, args.crypto_passes = 500, 3
+    if args.duration < 0:
+        notify_parser().error("--duration must be 0 or more")
+    from bench.common import BenchError
+    from bench.notify import run
+
+    try:
+        run(args)
+    except BenchError as err:
+        print(f"bench notify: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
