@@ -6,21 +6,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+
+from bench.common import positive
 
 
-def _positive(kind: type) -> Callable[[str], Any]:
-    def parse(text: str) -> object:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{text} must be more than 0")
-        return value
-
-    return parse
 
 
 def parser() -> argparse.ArgumentParser:
@@ -34,12 +24,12 @@ def parser() -> argparse.ArgumentParser:
         "and stops them at the end. The notifier benchmark is a subcommand: "
         "`python -m bench notify --help`.",
     )
-    p.add_argument("--signals", type=_positive(int), default=50_000,
+    p.add_argument("--signals", type=positive(int), default=50_000,
                    help="signals produced up front and consumed by each run (default 50000)")
-    p.add_argument("--runs", type=_positive(int), default=3,
+    p.add_argument("--runs", type=positive(int), default=3,
                    help="runs of raw ceiling, Faust floor, engine and latency; figures are "
                    "medians (default 3)")
-    p.add_argument("--rate", type=_positive(float), action="append", dest="rates",
+    p.add_argument("--rate", type=positive(float), action="append", dest="rates",
                    help="open-loop app openings per second of a latency phase; repeatable "
                    "(default: 200, then 1000, the target)")
     p.add_argument("--duration", type=float, default=10.0,
@@ -47,7 +37,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--stage-signals", type=int, default=20_000,
                    help="signals of the in-process CPU-per-stage measurement; 0 skips it "
                    "(default 20000)")
-    p.add_argument("--stage-repeats", type=_positive(int), default=5,
+    p.add_argument("--stage-repeats", type=positive(int), default=5,
                    help="passes of the stage measurement; the median is reported (default 5)")
     p.add_argument("--quick", action="store_true",
                    help="a short run (~3 min): 20000 signals, 2 runs, 5 s latency phases, "
@@ -78,28 +68,28 @@ def notify_parser() -> argparse.ArgumentParser:
         "notify path at an open-loop constant rate; and the CPU µs per push of the encryption "
         "alone. Medians of the runs, ratios, and the targets MET or MISSED.",
     )
-    p.add_argument("--runs", type=_positive(int), default=3,
+    p.add_argument("--runs", type=positive(int), default=3,
                    help="runs of every phase; figures are medians (default 3)")
-    p.add_argument("--devices", type=_positive(int), default=200,
+    p.add_argument("--devices", type=positive(int), default=200,
                    help="simulated devices subscribed to the push service (default 200)")
-    p.add_argument("--pushes", type=_positive(int), default=5000,
+    p.add_argument("--pushes", type=positive(int), default=5000,
                    help="pushes of the notify path per run, as fast as possible (default 5000)")
-    p.add_argument("--round", type=_positive(int), default=2000,
+    p.add_argument("--round", type=positive(int), default=2000,
                    help="most pushes per push service instance: the notify path and the ceiling "
                    "run in rounds, each on a fresh push service, whose CPU per push grows with "
                    "the messages it holds (default 2000)")
-    p.add_argument("--naive-pushes", type=_positive(int), default=500,
+    p.add_argument("--naive-pushes", type=positive(int), default=500,
                    help="pushes of the naive webpush() loop per run (default 500)")
-    p.add_argument("--window", type=_positive(int), default=16,
+    p.add_argument("--window", type=positive(int), default=16,
                    help="decisions in flight on the notify path (default 16: the sender's "
                    "per-origin concurrency; more only queue inside the sender)")
-    p.add_argument("--rate", type=_positive(float), default=1000.0,
+    p.add_argument("--rate", type=positive(float), default=1000.0,
                    help="pushes per second of the open-loop phase (default 1000, the target)")
     p.add_argument("--duration", type=float, default=5.0,
                    help="seconds of the open-loop phase per run; 0 skips it (default 5)")
-    p.add_argument("--crypto-pushes", type=_positive(int), default=2000,
+    p.add_argument("--crypto-pushes", type=positive(int), default=2000,
                    help="encryptions per pass of the in-process CPU measurement (default 2000)")
-    p.add_argument("--crypto-passes", type=_positive(int), default=5,
+    p.add_argument("--crypto-passes", type=positive(int), default=5,
                    help="passes of the in-process measurement; the median is reported (default 5)")
     p.add_argument("--quick", action="store_true",
                    help="a short run (~30 s): 2 runs, 2000 pushes, 100 naive, 2 s open loop, "

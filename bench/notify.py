@@ -36,7 +36,6 @@ import gc
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -56,6 +55,7 @@ from bench.common import (
     percentile,
     process_cpu,
     say,
+    stop_group,
 )
 from oo.settings import Settings
 
@@ -236,17 +236,7 @@ class PushPeer:
         return process_cpu(self.pid)
 
     def stop(self, timeout: float = 10) -> None:
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_group(self.process, timeout)
 
     def _tail(self) -> str:
         return self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""

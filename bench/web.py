@@ -39,7 +39,6 @@ import json
 import math
 import os
 import shlex
-import signal
 import socket
 import subprocess
 import sys
@@ -61,8 +60,10 @@ from bench.common import (
     local_infra,
     machine,
     median,
+    positive,
     process_cpu,
     say,
+    stop_group,
 )
 from bench.webload import build_request, finite
 from oo.settings import Settings
@@ -172,17 +173,7 @@ class WebServer:
         return process_cpu(self.pid)
 
     def stop(self, timeout: float = 20) -> None:
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_group(self.process, timeout)
 
 
 def tree_cpu(root: int | None) -> float:
@@ -697,17 +688,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 # --- command line -----------------------------------------------------------------------
 
 
-def _positive(kind: type) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{text} must be more than 0")
-        return value
-
-    return parse
 
 
 def parser() -> argparse.ArgumentParser:
@@ -722,15 +702,15 @@ def parser() -> argparse.ArgumentParser:
         "comes from a separate process (python -m bench.webload). Medians of the runs, "
         "ratios, and the targets MET or MISSED.",
     )
-    p.add_argument("--runs", type=_positive(int), default=3,
+    p.add_argument("--runs", type=positive(int), default=3,
                    help="runs of every phase; figures are medians (default 3)")
-    p.add_argument("--people", type=_positive(int), default=2000,
+    p.add_argument("--people", type=positive(int), default=2000,
                    help="people with a session and a tip; requests cycle over them (default 2000)")
-    p.add_argument("--connections", type=_positive(int), default=32,
+    p.add_argument("--connections", type=positive(int), default=32,
                    help="keep-alive connections of the closed-loop phases (default 32)")
-    p.add_argument("--duration", type=_positive(float), default=5.0,
+    p.add_argument("--duration", type=positive(float), default=5.0,
                    help="seconds of each closed-loop phase (default 5)")
-    p.add_argument("--rate", type=_positive(float), default=TARGET_OPEN_RATE,
+    p.add_argument("--rate", type=positive(float), default=TARGET_OPEN_RATE,
                    help="GET /api/tip per second of the open-loop phase (default 1000, the target)")
     p.add_argument("--open-duration", type=float, default=5.0,
                    help="seconds of the open-loop phase; 0 skips it (default 5)")
@@ -741,7 +721,7 @@ def parser() -> argparse.ArgumentParser:
                    "on first use)")
     p.add_argument("--lighthouse-only", action="store_true",
                    help="only Lighthouse: no load phases, no page loads")
-    p.add_argument("--lighthouse-runs", type=_positive(int), default=3,
+    p.add_argument("--lighthouse-runs", type=positive(int), default=3,
                    help="Lighthouse runs; scores are medians (default 3)")
     p.add_argument("--quick", action="store_true",
                    help="a short run (~1 min): 2 runs, 500 people, 2 s phases, 3 s open loop, "

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import uuid
 from pathlib import Path
 
+import asyncpg
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
 from tests.conftest import oo_test_environ
 from tests.helpers import oo_process, stop_process, wait_http
@@ -44,6 +47,26 @@ class Worker:
         assert status == 200
         return sum(int(line.rsplit(" ", 1)[1]) for line in body.decode().splitlines()
                    if line.startswith(name))
+
+
+@pytest.fixture
+async def pool(postgres):
+    """A small asyncpg pool on the test database."""
+    pool = await asyncpg.create_pool(postgres, min_size=1, max_size=4)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def client(settings, kafka, postgres, tmp_path):
+    """The web app (with its outbox relay) in process, with a VAPID key of its own."""
+    from web.app import create_app
+
+    await ensure_topics(kafka, partitions=settings.topic_partitions,
+                        replication=settings.topic_replication, log=lambda _: None)
+    own = dataclasses.replace(settings, vapid_private_key=tmp_path / "vapid.pem")
+    async with TestClient(TestServer(create_app(own))) as client:
+        yield client
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives import serialization
@@ -17,7 +16,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from adapters.tips import TipStore
 from tests.helpers import consume_until, read_to_end
-from topics.admin import ensure_topics
 from topics.catalog import FEEDBACK, SIGNALS
 from topics.codec import decode
 from topics.records import ContextObserved, FeedbackGiven, LifecycleChanged, Tip, TipDecided
@@ -25,22 +23,6 @@ from web.app import MAX_BODY, SIGNIN_BURST, create_app
 from web.session import COOKIE, open_session
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def pool(postgres):
-    pool = await asyncpg.create_pool(postgres, min_size=1, max_size=4)
-    yield pool
-    await pool.close()
-
-
-@pytest.fixture
-async def client(settings, kafka, postgres, tmp_path):
-    await ensure_topics(kafka, partitions=settings.topic_partitions,
-                        replication=settings.topic_replication, log=lambda _: None)
-    own = dataclasses.replace(settings, vapid_private_key=tmp_path / "vapid.pem")
-    async with TestClient(TestServer(create_app(own))) as client:
-        yield client
 
 
 class Person:

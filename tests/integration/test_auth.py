@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit, urlunsplit
 
 import aiohttp
-import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
 from yarl import URL
@@ -29,13 +28,6 @@ from web.session import COOKIE, csrf_of, digest
 
 pytestmark = pytest.mark.integration
 BASE = f"http://127.0.0.1:{APP_PORT}"
-
-
-@pytest.fixture
-async def pool(postgres) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(postgres, min_size=1, max_size=4)
-    yield pool
-    await pool.close()
 
 
 def configured(settings, peer: OidcPeer, tmp_path):

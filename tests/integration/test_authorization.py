@@ -31,13 +31,6 @@ KEYS = (("k1", base64.b64decode(new_key())),)
 
 
 @pytest.fixture
-async def pool(postgres) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(postgres, min_size=1, max_size=4)
-    yield pool
-    await pool.close()
-
-
-@pytest.fixture
 async def client(settings, kafka, postgres, tmp_path) -> AsyncIterator[TestClient]:
     await ensure_topics(kafka, partitions=settings.topic_partitions,
                         replication=settings.topic_replication, log=lambda _: None)

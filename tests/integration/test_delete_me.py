@@ -39,13 +39,6 @@ TABLES = ("features", "timers")  # the engine's Faust tables (agents/engine.py)
 
 
 @pytest.fixture
-async def pool(postgres) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(postgres, min_size=1, max_size=4)
-    yield pool
-    await pool.close()
-
-
-@pytest.fixture
 async def client(settings, kafka, postgres, todoist, tmp_path) -> AsyncIterator[TestClient]:  # noqa: F811
     await ensure_topics(kafka, partitions=settings.topic_partitions,
                         replication=settings.topic_replication, log=lambda _: None)

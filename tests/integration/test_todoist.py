@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import aiohttp
-import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
 
@@ -40,13 +39,6 @@ APP_PORT = port(28740)
 BASE = f"http://127.0.0.1:{APP_PORT}"
 CALLBACK = f"{BASE}/connectors/todoist/callback"
 KEYS = (("k1", base64.b64decode(new_key())),)
-
-
-@pytest.fixture
-async def pool(postgres) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(postgres, min_size=1, max_size=4)
-    yield pool
-    await pool.close()
 
 
 def with_todoist(settings, peer: LocalTodoist, tmp_path):

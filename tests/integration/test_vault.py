@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -22,13 +21,6 @@ NEW = ("new1", new_key())
 
 def keys(*entries: tuple[str, str]) -> tuple[tuple[str, bytes], ...]:
     return tuple((kid, base64.b64decode(key)) for kid, key in entries)
-
-
-@pytest.fixture
-async def pool(postgres) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(postgres, min_size=1, max_size=4)
-    yield pool
-    await pool.close()
 
 
 async def everything_as_text(pool: asyncpg.Pool) -> str:
