@@ -47,11 +47,19 @@ class Web:
         wait_http(f"http://127.0.0.1:{WEB_PORT}/health", process=self.process, log=log)
 
     def kill(self) -> None:
-        stop_process(self.process, signal.SIGKILL)
+        if self.process is not None:
+            stop_process(self.process, signal.SIGKILL)
+
+
+@pytest.fixture
+def web(topics, tmp_path):
+    running = Web(topics, str(tmp_path / "vapid.pem"))
+    yield running
+    running.kill()  # whatever failed, no web process is left behind
 
 
 async def test_killing_the_relay_loses_nothing_and_doubles_no_effect(
-        topics, workers, postgres, tmp_path, capsys):
+        topics, workers, postgres, web, capsys):
     bootstrap = topics
     db = await asyncpg.connect(postgres)
     sessions = {}
@@ -61,7 +69,6 @@ async def test_killing_the_relay_loses_nothing_and_doubles_no_effect(
     keys = {u.encode() for u in sessions}
     worker = workers(0)
     worker.start()
-    web = Web(bootstrap, str(tmp_path / "vapid.pem"))
     web.start()
     accepted: Counter[str] = Counter()
     attempts = 0

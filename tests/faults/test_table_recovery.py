@@ -58,81 +58,84 @@ async def test_a_wiped_store_recovers_to_the_same_checksum(topics, settings, tmp
     worker = FaultWorker(settings, f"oo-fault-{uuid.uuid4().hex[:8]}", bootstrap, port(26330),
                          env={"OO_TABLE_STORE": "rocksdb://", "OO_STATE_DIR": str(state)})
     worker.start()
-    now = datetime.now(UTC)
-    minute = (now.hour * 60 + now.minute + 120) % 1440
-    people = [str(uuid.uuid4()) for _ in range(PEOPLE)]
-
-    def habit(user: str, n: int, change: str) -> tuple[bytes, bytes]:
-        return user.encode(), encode(HabitLogged(
-            event_id=f"{user}-h{n}", user_id=user, occurred_at=now + timedelta(seconds=n),
-            source="test", change=change, habit_id="walk", name="Walk", usual_minute=minute))
-
-    await produce(bootstrap, SIGNALS["lifecycle"].name, [(u.encode(), encode(LifecycleChanged(
-        event_id=f"{u}-a", user_id=u, occurred_at=now, source="test", change="user_created",
-        time_zone="UTC"))) for u in people])
-    # Timers set, deleted with the habit, set again; the last ten people are then forgotten.
-    for n, change in enumerate(("defined", "removed", "defined")):
-        await produce(bootstrap, SIGNALS["habits"].name, [habit(u, n, change) for u in people])
-    await produce(bootstrap, SIGNALS["mood"].name, [(u.encode(), encode(MoodLogged(
-        event_id=f"{u}-m", user_id=u, occurred_at=now, source="test", score=1)))
-        for u in people])
-    gone = people[-10:]
-    await produce(bootstrap, SIGNALS["lifecycle"].name, [(u.encode(), encode(LifecycleChanged(
-        event_id=f"{u}-d", user_id=u, occurred_at=now + timedelta(seconds=9), source="test",
-        change="deletion_requested"))) for u in gone])
-
-    keys = {u.encode() for u in people}
-    changelog = f"{worker.app_id}-features-changelog"
-
-    def settled(kept: list) -> bool:
-        # The forgotten end with a tombstone; the others have folded their mood.
-        latest = {r.key: r.value for r in kept}
-        return all(k in latest and (latest[k] is None if k.decode() in gone else
-                                    latest[k] is not None and
-                                    json.loads(latest[k])["signals_by_domain"].get("mood") == 1)
-                   for k in keys)
-
-    await consume_until(bootstrap, changelog, settled, keep=lambda r: r.key in keys, timeout=90)
-    await asyncio.sleep(2)  # the timers table's last writes
-    worker.stop()
-    datadir = next((state / "faust").iterdir())
-    before = stores(datadir)
-    assert before and any(v.split(":")[0] != "0" for v in before.values()), before
-
-    shutil.rmtree(datadir)  # the local stores are gone
-    worker.start()
-    # Recovery is done once every partition processes again: one marker per partition.
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    markers = []
     try:
-        for partition in range(settings.topic_partitions):
-            marker = f"marker-{uuid.uuid4()}"
-            markers.append(marker.encode())
-            await producer.send_and_wait(SIGNALS["mood"].name, partition=partition,
-                                         key=marker.encode(), value=encode(MoodLogged(
-                                             event_id=f"{marker}-m", user_id=marker,
-                                             occurred_at=now, source="test", score=0)))
-    finally:
-        await producer.stop()
-    await consume_until(bootstrap, changelog, lambda kept: len({r.key for r in kept}) == len(markers),
-                        keep=lambda r: r.key in set(markers), timeout=90)
-    worker.stop()
+        now = datetime.now(UTC)
+        minute = (now.hour * 60 + now.minute + 120) % 1440
+        people = [str(uuid.uuid4()) for _ in range(PEOPLE)]
 
-    after = stores(datadir)
-    # The markers were written after recovery: recompute with them removed.
-    for path in sorted(p for p in datadir.rglob("*.db") if p.is_dir()):
-        db = Rdict(str(path), Options(raw_mode=True))
+        def habit(user: str, n: int, change: str) -> tuple[bytes, bytes]:
+            return user.encode(), encode(HabitLogged(
+                event_id=f"{user}-h{n}", user_id=user, occurred_at=now + timedelta(seconds=n),
+                source="test", change=change, habit_id="walk", name="Walk", usual_minute=minute))
+
+        await produce(bootstrap, SIGNALS["lifecycle"].name, [(u.encode(), encode(LifecycleChanged(
+            event_id=f"{u}-a", user_id=u, occurred_at=now, source="test", change="user_created",
+            time_zone="UTC"))) for u in people])
+        # Timers set, deleted with the habit, set again; the last ten people are then forgotten.
+        for n, change in enumerate(("defined", "removed", "defined")):
+            await produce(bootstrap, SIGNALS["habits"].name, [habit(u, n, change) for u in people])
+        await produce(bootstrap, SIGNALS["mood"].name, [(u.encode(), encode(MoodLogged(
+            event_id=f"{u}-m", user_id=u, occurred_at=now, source="test", score=1)))
+            for u in people])
+        gone = people[-10:]
+        await produce(bootstrap, SIGNALS["lifecycle"].name, [(u.encode(), encode(LifecycleChanged(
+            event_id=f"{u}-d", user_id=u, occurred_at=now + timedelta(seconds=9), source="test",
+            change="deletion_requested"))) for u in gone])
+
+        keys = {u.encode() for u in people}
+        changelog = f"{worker.app_id}-features-changelog"
+
+        def settled(kept: list) -> bool:
+            # The forgotten end with a tombstone; the others have folded their mood.
+            latest = {r.key: r.value for r in kept}
+            return all(k in latest and (latest[k] is None if k.decode() in gone else
+                                        latest[k] is not None and
+                                        json.loads(latest[k])["signals_by_domain"].get("mood") == 1)
+                       for k in keys)
+
+        await consume_until(bootstrap, changelog, settled, keep=lambda r: r.key in keys, timeout=90)
+        await asyncio.sleep(2)  # the timers table's last writes
+        worker.stop()
+        datadir = next((state / "faust").iterdir())
+        before = stores(datadir)
+        assert before and any(v.split(":")[0] != "0" for v in before.values()), before
+
+        shutil.rmtree(datadir)  # the local stores are gone
+        worker.start()
+        # Recovery is done once every partition processes again: one marker per partition.
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        await producer.start()
+        markers = []
         try:
-            for marker in markers:
-                if db.get(marker) is not None:
-                    db.delete(marker)
+            for partition in range(settings.topic_partitions):
+                marker = f"marker-{uuid.uuid4()}"
+                markers.append(marker.encode())
+                await producer.send_and_wait(SIGNALS["mood"].name, partition=partition,
+                                             key=marker.encode(), value=encode(MoodLogged(
+                                                 event_id=f"{marker}-m", user_id=marker,
+                                                 occurred_at=now, source="test", score=0)))
         finally:
-            db.close()
-    recovered = stores(datadir)
-    with capsys.disabled():
-        print(f"\ntable recovery: {len(before)} stores, "
-              f"{sum(int(v.split(':')[0]) for v in before.values())} keys before the wipe; "
-              f"after recovery: {'same checksum' if recovered == before else 'DIFFERENT'}")
-    assert after != before or not markers  # the markers did land in the recovered stores
-    assert recovered == before
+            await producer.stop()
+        await consume_until(bootstrap, changelog, lambda kept: len({r.key for r in kept}) == len(markers),
+                            keep=lambda r: r.key in set(markers), timeout=90)
+        worker.stop()
+
+        after = stores(datadir)
+        # The markers were written after recovery: recompute with them removed.
+        for path in sorted(p for p in datadir.rglob("*.db") if p.is_dir()):
+            db = Rdict(str(path), Options(raw_mode=True))
+            try:
+                for marker in markers:
+                    if db.get(marker) is not None:
+                        db.delete(marker)
+            finally:
+                db.close()
+        recovered = stores(datadir)
+        with capsys.disabled():
+            print(f"\ntable recovery: {len(before)} stores, "
+                  f"{sum(int(v.split(':')[0]) for v in before.values())} keys before the wipe; "
+                  f"after recovery: {'same checksum' if recovered == before else 'DIFFERENT'}")
+        assert after != before or not markers  # the markers did land in the recovered stores
+        assert recovered == before
+    finally:
+        worker.stop()  # never leave a worker running, whatever failed
