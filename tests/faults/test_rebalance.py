@@ -87,7 +87,7 @@ async def test_the_table_equals_the_oracle_after_workers_come_and_go(topics, wor
                    sum(oracle[k].signals_by_domain.values()) for k in keys)
 
     records = await consume_until(bootstrap, changelog, matches, keep=lambda r: r.key in keys,
-                                  timeout=180)
+                                  timeout=300)
     latest = {r.key: UserFeatures.from_dict(json.loads(r.value)) for r in records
               if r.value is not None}
     differ = [k for k in keys if comparable(latest[k]) != comparable(oracle[k])]
