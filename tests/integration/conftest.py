@@ -31,7 +31,8 @@ class Worker:
 
     def start(self) -> None:
         self.starts += 1
-        self.log = ARTIFACTS / f"worker-{self.app_id}-{self.starts}.log"
+        port = self.base.rsplit(":", 1)[1]  # workers of one app id run on different ports
+        self.log = ARTIFACTS / f"worker-{self.app_id}-{port}-{self.starts}.log"
         env = {**oo_test_environ(), "OO_APP_ID": self.app_id, **self.extra_env}
         self.process = oo_process(["worker"], env, self.log)
         wait_http(f"{self.base}/ready", process=self.process, log=self.log)
