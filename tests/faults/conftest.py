@@ -80,13 +80,19 @@ class FaultWorker(Worker):
 
 
 @pytest.fixture
-def workers(settings: Settings, topics: str) -> Iterator[Callable[[int], FaultWorker]]:
-    """Make workers of one app id (one consumer group): `make(n)` gives the n-th."""
+def workers(settings: Settings, topics: str,
+            tmp_path: Path) -> Iterator[Callable[[int], FaultWorker]]:
+    """Make workers of one app id (one consumer group): `make(n)` gives the n-th.
+
+    They keep their tables in RocksDB, as production does (each worker its own
+    folder, kept across its restarts), not in the memory store of the other tests.
+    """
     app_id = f"oo-fault-{uuid.uuid4().hex[:8]}"
     made: list[FaultWorker] = []
 
     def make(index: int) -> FaultWorker:
-        worker = FaultWorker(settings, app_id, topics, port(26300) + index)
+        worker = FaultWorker(settings, app_id, topics, port(26300) + index, env={
+            "OO_TABLE_STORE": "rocksdb://", "OO_STATE_DIR": str(tmp_path / "state")})
         made.append(worker)
         return worker
 
