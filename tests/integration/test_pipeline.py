@@ -37,16 +37,19 @@ async def wait_for(check, timeout: float = 90.0, what: str = "condition") -> Non
 
 
 async def decisions_for(kafka: str, keys: set[bytes], settle: float = 2.0,
-                        triggers: set[str] | None = None, timeout: float = 120.0
-                        ) -> list[TipDecided]:
+                        triggers: set[str] | None = None, timeout: float = 120.0,
+                        at_least: int = 0) -> list[TipDecided]:
     """Every decision for `keys` on oo.tips.decided: read to the topic's end until two reads,
-    `settle` seconds apart, agree (and, given `triggers`, each has its decision)."""
+    `settle` seconds apart, agree (and, given `triggers`, each has its decision; given
+    `at_least`, there are that many: decisions are published after the state they follow,
+    so a loaded machine can show the state first)."""
     deadline = time.monotonic() + timeout
     previous: list[TipDecided] | None = None
     while True:
         records = await read_to_end(kafka, TIPS_DECIDED.name, keep=lambda r: r.key in keys)
         current = [decode(TipDecided, r.value) for r in records]
-        covered = triggers is None or triggers <= {d.triggered_by for d in current}
+        covered = (triggers is None or triggers <= {d.triggered_by for d in current}) and \
+            len(current) >= at_least
         if covered and previous is not None and len(previous) == len(current):
             return current
         assert time.monotonic() < deadline, f"decisions did not settle ({len(current)} so far)"
@@ -76,7 +79,7 @@ async def test_a_simulated_day_gives_tips_only_at_legal_moments_and_ignores_dupl
 
     await consume_until(kafka, f"{worker.app_id}-features-changelog", all_folded,
                         keep=lambda r: r.key in keys, timeout=120)
-    decided = await decisions_for(kafka, keys)
+    decided = await decisions_for(kafka, keys, at_least=1)
 
     assert decided, "a simulated day with app opens and todos gave no tip at all"
     assert len({d.decision_id for d in decided}) == len(decided)
