@@ -23,7 +23,6 @@ import asyncio
 import logging
 import random
 import ssl
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,7 +42,7 @@ from oo import logs
 from oo.settings import Settings
 from oo.vapid import generate_keys, load_vapid
 from topics import trace
-from topics.catalog import FEEDBACK, TIPS_DECIDED, TopicSpec
+from topics.catalog import FEEDBACK, TIPS_DECIDED
 from topics.codec import InvalidRecord
 from topics.records import FeedbackGiven, TipDecided
 from topics.validation import decode_event
@@ -195,34 +194,42 @@ def trace_of(headers: Any) -> str | None:
 
 def register(app: faust.App, settings: Settings, dead: DeadLetterSink,
              counters: Counters) -> Notifier:
-    """Declare the notify agents (decisions to deliver, answers that close) and their service."""
+    """Declare the notify agent and its service on `app`."""
     notifier = Notifier(settings, counters)
     app.add_dependency(notifier)
-    _agent(app, settings, TIPS_DECIDED, "oo.agents.notify", notifier.deliver, dead)
-    # The engine dead-letters a bad feedback message: one dead letter per message.
-    _agent(app, settings, FEEDBACK, "oo.agents.notify_close", notifier.close, None)
-    return notifier
+    decided = app.topic(TIPS_DECIDED.name, key_type=bytes, value_type=bytes,
+                        key_serializer="raw", value_serializer="raw",
+                        partitions=settings.topic_partitions)
 
-
-def _agent(app: faust.App, settings: Settings, spec: TopicSpec, name: str,
-           act: Callable[[Any], Awaitable[None]], dead: DeadLetterSink | None) -> None:
-    """An agent that validates each message of `spec` and hands the record to `act`,
-    logging under the record's ids and the message's trace."""
-    topic = app.topic(spec.name, key_type=bytes, value_type=bytes, key_serializer="raw",
-                      value_serializer="raw", partitions=settings.topic_partitions)
-
-    async def consume(stream: faust.StreamT[Any]) -> None:
+    @app.agent(decided, name="oo.agents.notify")
+    async def notify_agent(stream: faust.StreamT[Any]) -> None:
         async for event in stream.events():
             message = event.message
             try:
-                record = decode_event(spec, message.key, message.value)
+                record = decode_event(TIPS_DECIDED, message.key, message.value)
             except InvalidRecord as err:
-                if dead is not None:
-                    await dead.put(message, err.reason)
+                await dead.put(message, err.reason)
                 continue
             with logs.bound(user_id=record.user_id, event_id=record.event_id,
-                            decision_id=getattr(record, "decision_id", None),
+                            decision_id=record.decision_id,  # type: ignore[attr-defined]
                             trace_id=trace_of(message.headers)):
-                await act(record)
+                await notifier.deliver(record)  # type: ignore[arg-type]
 
-    app.agent(topic, name=name)(consume)
+    feedback = app.topic(FEEDBACK.name, key_type=bytes, value_type=bytes,
+                         key_serializer="raw", value_serializer="raw",
+                         partitions=settings.topic_partitions)
+
+    @app.agent(feedback, name="oo.agents.notify_close")
+    async def close_agent(stream: faust.StreamT[Any]) -> None:
+        async for event in stream.events():
+            message = event.message
+            try:
+                record = decode_event(FEEDBACK, message.key, message.value)
+            except InvalidRecord:
+                continue  # the engine dead-letters it (one dead letter per message)
+            with logs.bound(user_id=record.user_id, event_id=record.event_id,
+                            decision_id=record.decision_id,  # type: ignore[attr-defined]
+                            trace_id=trace_of(message.headers)):
+                await notifier.close(record)  # type: ignore[arg-type]
+
+    return notifier
