@@ -22,7 +22,6 @@ writes one for its synthetic people.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -69,46 +68,13 @@ def event_of(topic: str, record: Any) -> dict[str, Any] | None:
 async def read_topic_events(bootstrap_servers: str, *, timeout_s: float = 60.0) -> list[
         dict[str, Any]]:
     """Every event of the lifecycle, context, decision and feedback topics, from the beginning."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
+    from oo.topic_log import read_records
     from topics.catalog import FEEDBACK, SIGNALS, TIPS_DECIDED
-    from topics.codec import InvalidRecord, decode
 
-    specs = {s.name: s for s in (SIGNALS["lifecycle"], SIGNALS["context"], TIPS_DECIDED,
-                                 FEEDBACK)}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
-    await consumer.start()
-    events: list[dict[str, Any]] = []
-    try:
-        # The consumer's own metadata only covers subscribed topics: fetch the cluster's.
-        cluster = await consumer._client.fetch_all_metadata()
-        parts = [TopicPartition(name, p) for name in specs
-                 for p in (cluster.partitions_for_topic(name) or ())]
-        if not parts:
-            return events
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        ends = await consumer.end_offsets(parts)
-        remaining = {tp for tp, end in ends.items() if end > 0}
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while remaining and loop.time() < deadline:
-            batch = await consumer.getmany(timeout_ms=500, max_records=5000)
-            for tp, messages in batch.items():
-                for message in messages:
-                    try:
-                        record = decode(specs[tp.topic].record, message.value)
-                    except InvalidRecord:
-                        continue
-                    event = event_of(tp.topic, record)
-                    if event is not None:
-                        events.append(event)
-                if messages and messages[-1].offset + 1 >= ends[tp]:
-                    remaining.discard(tp)
-    finally:
-        await consumer.stop()
-    return events
+    specs = (SIGNALS["lifecycle"], SIGNALS["context"], TIPS_DECIDED, FEEDBACK)
+    records = await read_records(bootstrap_servers, specs, timeout_s=timeout_s)
+    return [event for topic, record in records
+            if (event := event_of(topic, record)) is not None]
 
 
 def _share(part: int, whole: int) -> float | None:

@@ -21,7 +21,6 @@ logs (`domain.priors.fit_priors`).
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import IO, Any
@@ -105,45 +104,13 @@ def _live_policy(point: Mapping[str, Any]) -> str:
 async def read_topics(bootstrap_servers: str, *, timeout_s: float = 30.0) -> tuple[
         list[Any], list[Any]]:
     """Every TipDecided and FeedbackGiven on the topics now, from the beginning."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
+    from oo.topic_log import read_records
     from topics.catalog import FEEDBACK, TIPS_DECIDED
-    from topics.codec import InvalidRecord, decode
-    from topics.records import FeedbackGiven, TipDecided
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
-    await consumer.start()
-    decided: list[Any] = []
-    answered: list[Any] = []
-    try:
-        # The consumer's own metadata only covers subscribed topics: fetch the cluster's.
-        cluster = await consumer._client.fetch_all_metadata()
-        parts = [TopicPartition(name, p) for name in (TIPS_DECIDED.name, FEEDBACK.name)
-                 for p in (cluster.partitions_for_topic(name) or ())]
-        if not parts:
-            return decided, answered
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        ends = await consumer.end_offsets(parts)
-        remaining = {tp for tp, end in ends.items() if end > 0}
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while remaining and loop.time() < deadline:
-            batch = await consumer.getmany(timeout_ms=500, max_records=5000)
-            for tp, messages in batch.items():
-                for message in messages:
-                    try:
-                        if tp.topic == TIPS_DECIDED.name:
-                            decided.append(decode(TipDecided, message.value))
-                        else:
-                            answered.append(decode(FeedbackGiven, message.value))
-                    except InvalidRecord:
-                        continue  # the engine dead-letters these; replay skips them
-                if messages and messages[-1].offset + 1 >= ends[tp]:
-                    remaining.discard(tp)
-    finally:
-        await consumer.stop()
+    records = await read_records(bootstrap_servers, (TIPS_DECIDED, FEEDBACK),
+                                 timeout_s=timeout_s)
+    decided = [record for topic, record in records if topic == TIPS_DECIDED.name]
+    answered = [record for topic, record in records if topic == FEEDBACK.name]
     return decided, answered
 
 
