@@ -25,7 +25,7 @@ from topics.records import ContextObserved, FeedbackGiven, LifecycleChanged
 SOURCE = "web"
 
 _CURRENT = """
-SELECT decision_id, tip_id, kind, title, body, deep_link, decided_at, expires_at, status
+SELECT decision_id, tip_id, kind, title, body, deep_link, decided_at, expires_at, status, reason
 FROM tip_instances
 WHERE user_id = $1 AND status = ANY($2::text[]) AND (expires_at IS NULL OR expires_at > $3)
 ORDER BY decided_at DESC
@@ -40,6 +40,7 @@ def tip_view(row: asyncpg.Record) -> dict[str, Any]:
         "title": row["title"], "body": row["body"], "deep_link": row["deep_link"],
         "decided_at": row["decided_at"].isoformat(),
         "expires_at": row["expires_at"].isoformat() if row["expires_at"] else None,
+        "reason": row["reason"],
     }
 
 

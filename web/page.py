@@ -20,6 +20,7 @@ HINTS = {
     "advice": "Tap to acknowledge \u00b7 hold for more",
 }
 EMPTY = "Nothing for now."
+NO_REASON = "No reason was recorded for this tip."  # the same text in oo.js
 
 
 def _attr(value: object) -> str:
@@ -77,12 +78,17 @@ def _link(tip: Mapping[str, Any] | None) -> str:
     return f'<a id="open" class="open"{href} target="_blank" rel="noopener noreferrer"{hidden}>Open \u2197</a>'
 
 
+def _why(tip: Mapping[str, Any] | None) -> str:
+    reason = str(tip.get("reason") or NO_REASON) if tip is not None else ""
+    return (f'<p id="why" class="why" dir="auto" aria-live="polite" hidden>{escape(reason)}</p>')
+
+
 def render_page(tip: Mapping[str, Any] | None, *, csrf_token: str,
                 vapid_public_key: str | None) -> str:
     """The page's HTML with `tip` in it (or the calm empty state when None).
 
     `tip` has decision_id, tip_id, kind ("todo"/"advice"), title, body,
-    deep_link, decided_at and expires_at. The CSRF token goes into
+    deep_link, decided_at, expires_at and reason (shown in the menu on request). The CSRF token goes into
     `<meta name="csrf-token">`, the VAPID public key (when given) into
     `<meta name="vapid-public-key">`.
     """
@@ -127,6 +133,8 @@ def render_page(tip: Mapping[str, Any] | None, *, csrf_token: str,
 <button type="button" data-reaction="snooze" data-when="tomorrow">Tomorrow</button>
 </div>
 <button type="button" data-reaction="dismiss">Dismiss</button>
+<button id="why-button" type="button" data-action="why" aria-expanded="false" aria-controls="why">Why now?</button>
+{_why(tip)}
 <button type="button" data-reaction="" class="quiet">Cancel</button>
 </dialog>
 </body>

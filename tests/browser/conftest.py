@@ -98,14 +98,15 @@ class Person:
             return response.status, json.loads(raw) if raw else None
 
     async def decide(self, title: str, *, kind: str = "todo", body: str = "",
-                     deep_link: str | None = None) -> TipDecided:
+                     deep_link: str | None = None,
+                     reason: str = "app_opened: browser test") -> TipDecided:
         """Decide a tip for this person the way the engine does, and wait until it is stored."""
         now = datetime.now(UTC)
         decision_id = uuid.uuid4().hex
         record = TipDecided(
             event_id=decision_id, user_id=str(self.user_id), occurred_at=now, source="test",
             decision_id=decision_id, triggered_by=f"e-{decision_id}", moment="app_opened",
-            policy="random", propensity=0.5, reason="app_opened: browser test",
+            policy="random", propensity=0.5, reason=reason,
             tip=Tip(id=f"{kind}:{decision_id[:6]}", kind=kind, title=title, body=body,  # type: ignore[arg-type]
                     source="test", deep_link=deep_link),
             context_snapshot={"moment": "app_opened"}, expires_at=now + timedelta(hours=4))

@@ -146,6 +146,31 @@ async def test_a_long_press_opens_the_menu_and_snoozes_until_tonight(page: Page,
     await shot(page, "5-snoozed")
 
 
+async def test_why_now_shows_the_decision_reason_on_request(page: Page, person: Person):
+    why = "free_window: meeting ended 3 min ago, free for 40 min; random picked todo"
+    await person.decide("Reply to Ana", reason=why)
+    await open_app(page, "Reply to Ana")
+    await page.locator("#tip").click(button="right")
+    button = page.get_by_role("button", name="Why now?")
+    await expect(page.locator("#why")).to_be_hidden()
+    await expect(button).to_have_attribute("aria-expanded", "false")
+    await button.click()
+    await expect(page.locator("#why")).to_have_text(why)
+    await expect(page.locator("#why")).to_be_visible()
+    await expect(button).to_have_attribute("aria-expanded", "true")
+    await shot(page, "4b-why-now")
+    await page.keyboard.press("Escape")
+    await expect(page.locator("#menu")).to_be_hidden()
+
+    # A tip arriving live brings its own reason; the menu opens with it folded again.
+    await person.decide("Water the plants", reason="morning_start: first app opening of the day")
+    await expect(page.locator("#tip-title")).to_have_text("Water the plants")
+    await page.locator("#tip").click(button="right")
+    await expect(page.locator("#why")).to_be_hidden()
+    await button.click()
+    await expect(page.locator("#why")).to_have_text("morning_start: first app opening of the day")
+
+
 async def test_the_keyboard_and_right_click_reach_the_menu_and_enter_acknowledges(
         page: Page, person: Person):
     tip = await person.decide("Stand up and stretch", kind="advice")

@@ -19,6 +19,8 @@ TIP = {
     "decision_id": "d-1", "tip_id": "todo:42", "kind": "todo", "title": "Call the dentist",
     "body": "Before noon, they close early.", "deep_link": "https://todoist.com/showTask?id=42",
     "decided_at": "2025-01-02T09:00:00+00:00", "expires_at": "2025-01-02T13:00:00+00:00",
+    "reason": "todo_due_soon: 'Call the dentist' due in 40 min; random picked todo 'Call the "
+              "dentist' from 9 candidates (p=0.11)",
 }
 
 
@@ -101,7 +103,8 @@ def test_an_empty_body_is_left_out():
     assert "hidden" in p.by_id["tip-body"] and p.text["tip-body"] == ""
 
 
-@pytest.mark.parametrize("field", ["title", "body", "decision_id", "tip_id", "kind", "expires_at"])
+@pytest.mark.parametrize("field", ["title", "body", "decision_id", "tip_id", "kind", "expires_at",
+                                   "reason"])
 def test_every_tip_field_is_escaped(field):
     evil = '"><script>alert(1)</script><img src=x onerror=alert(2)>&amp;'
     html = render_page({**TIP, field: evil}, csrf_token="c", vapid_public_key=None)
@@ -111,8 +114,20 @@ def test_every_tip_field_is_escaped(field):
     shown = {"title": p.text["tip-title"], "body": p.text["tip-body"],
              "decision_id": p.by_id["tip"].get("data-decision-id"),
              "tip_id": p.by_id["tip"].get("data-tip-id"), "kind": p.by_id["tip"].get("data-kind"),
-             "expires_at": p.by_id["tip"].get("data-expires-at")}
+             "expires_at": p.by_id["tip"].get("data-expires-at"), "reason": p.text["why"]}
     assert shown[field] == evil  # the text survives, as text
+
+
+def test_why_now_is_in_the_menu_hidden_until_asked():
+    p = page()
+    assert p.text["why"] == TIP["reason"] and "hidden" in p.by_id["why"]
+    assert p.by_id["why-button"]["aria-expanded"] == "false"
+    assert p.by_id["why-button"]["aria-controls"] == "why"
+
+
+def test_a_tip_without_a_recorded_reason_says_so():
+    assert page({**TIP, "reason": None}).text["why"] == "No reason was recorded for this tip."
+    assert page(None).text.get("why", "") == ""
 
 
 def test_the_secrets_go_into_escaped_metas():
@@ -148,7 +163,7 @@ def test_the_page_is_a_pwa_with_nothing_inline():
 
 
 def test_page_script_and_style_weigh_under_30_kb():
-    worst = {**TIP, "title": "x" * 500, "body": "y" * 2000}
+    worst = {**TIP, "title": "x" * 500, "body": "y" * 2000, "reason": "z" * 500}
     html = render_page(worst, csrf_token="c" * 64, vapid_public_key="k" * 87).encode()
     total = len(html) + (STATIC / "oo.js").stat().st_size + (STATIC / "oo.css").stat().st_size
     assert total < 30 * 1024, total

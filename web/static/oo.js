@@ -11,7 +11,7 @@
   const el = {
     stage: $('stage'), tip: $('tip'), kind: $('tip-kind'), title: $('tip-title'), body: $('tip-body'),
     hint: $('tip-hint'), empty: $('empty'), open: $('open'), say: $('say'), announce: $('announce'),
-    notify: $('notify'), menu: $('menu'),
+    notify: $('notify'), menu: $('menu'), why: $('why'), whyButton: $('why-button'),
   };
   const LABEL = { todo: 'to do', advice: 'advice' };
   const HINT = { todo: 'Tap when done \u00b7 hold for more', advice: 'Tap to acknowledge \u00b7 hold for more' };
@@ -26,7 +26,8 @@
     const ds = el.tip.dataset;
     if (el.tip.hidden || !ds.decisionId) return null;
     return { decision_id: ds.decisionId, tip_id: ds.tipId, kind: ds.kind, title: el.title.textContent,
-      body: el.body.textContent, deep_link: el.open.getAttribute('href'), expires_at: ds.expiresAt || null };
+      body: el.body.textContent, deep_link: el.open.getAttribute('href'), expires_at: ds.expiresAt || null,
+      reason: el.why.textContent || null };
   }
 
   function safeLink(url) {
@@ -56,6 +57,7 @@
     el.body.textContent = t.body || '';
     el.body.hidden = !t.body;
     el.hint.textContent = HINT[t.kind] || HINT.advice;
+    el.why.textContent = t.reason || 'No reason was recorded for this tip.';
   }
 
   /** Show `t` (a tip from the API, or null). A tip this page already answered stays gone. */
@@ -230,12 +232,16 @@
     if (typeof el.menu.showModal === 'function') el.menu.showModal(); else el.menu.setAttribute('open', '');
     el.menu.querySelector('button').focus();
   }
+  function showWhy(open) {
+    el.why.hidden = !open;
+    el.whyButton.setAttribute('aria-expanded', String(open));
+  }
   function closeMenu() {
     if (!el.menu.open) return;
     if (typeof el.menu.close === 'function') el.menu.close(); else el.menu.removeAttribute('open');
   }
 
-  el.menu.addEventListener('close', () => { if (!tip) el.stage.focus({ preventScroll: true }); });
+  el.menu.addEventListener('close', () => { showWhy(false); if (!tip) el.stage.focus({ preventScroll: true }); });
   el.menu.addEventListener('click', (e) => {
     const box = el.menu.getBoundingClientRect();
     const outside = e.target === el.menu && (e.clientX < box.left || e.clientX > box.right ||
@@ -243,6 +249,7 @@
     if (outside) return closeMenu(); // a click on the backdrop
     const button = e.target.closest('button');
     if (!button) return;
+    if (button.dataset.action === 'why') return showWhy(el.why.hidden);
     const reaction = button.dataset.reaction;
     if (!reaction) return closeMenu();
     if (reaction !== 'snooze') return react(reaction);
