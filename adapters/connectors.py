@@ -40,6 +40,7 @@ import asyncpg
 
 from adapters import outbox
 from adapters.credentials import Credential, CredentialStore, Tokens
+from adapters.vault import VaultError
 from domain.push import (
     Breaker,
     BreakerConfig,
@@ -334,6 +335,8 @@ class ConnectorService:
                     total += await self.sync(user_id, name, now)
                 except ConnectorError as err:
                     log.warning("%s sync for %s failed: %s", name, user_id, err.message)
+                except VaultError as err:  # a retired key or a tampered row: this person only
+                    log.warning("%s sync for %s skipped: %s", name, user_id, err)
         return total
 
     async def act_on(self, feedback: FeedbackGiven, now: datetime) -> bool:

@@ -144,6 +144,22 @@ async def test_later_reads_bring_only_what_changed(server, http, kafka, person, 
     assert await server.app[SERVICE].sync(person.id, "todoist", datetime.now(UTC)) == 0
 
 
+async def test_a_credential_that_does_not_open_stops_only_its_own_sync(
+        server, http, pool, kafka, person, todoist):  # noqa: F811
+    account = todoist.approve_as
+    assert (await connect(http, person)).status == 303
+    # Someone else's row, sealed under a key this process does not have (retired, or tampered).
+    other = await pool.fetchval("INSERT INTO users DEFAULT VALUES RETURNING id")
+    await pool.execute(
+        "INSERT INTO credentials (user_id, connector, key_id, ciphertext, scopes) "
+        "VALUES ($1, 'todoist', 'gone', $2, '{}')", other, bytes(64))
+    await pool.execute("UPDATE credentials SET updated_at = now() - interval '1 hour'")
+    todoist.add_item(account, "Renew the passport")
+    count = await server.app[SERVICE].sync_everyone(datetime.now(UTC))
+    assert count == 1  # this person's new task; the other row was skipped, not fatal
+    await pool.execute("DELETE FROM users WHERE id = $1", other)
+
+
 async def test_done_on_a_todo_tip_completes_the_task_at_todoist(
         server, http, pool, kafka, person, todoist):  # noqa: F811
     account = todoist.approve_as
