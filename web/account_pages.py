@@ -116,6 +116,7 @@ def connectors_page(rows: Sequence[ConnectorRow], *, csrf_token: str,
         + '<form method="post" action="/auth/signout">'
         + f'<input type="hidden" name="csrf_token" value="{_a(csrf_token)}">'
         + '<button id="signout" type="submit">Sign out</button></form>'
+        + '<a id="export" class="open" href="/me/export" download>Download my data</a> '
         + '<a id="delete-account" class="open" href="/account/delete">Delete my account</a>'
         + '</section>'
         + '<a class="open" href="/">Back to the tip</a>'))

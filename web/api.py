@@ -9,6 +9,7 @@ token (web/session.py).
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from aiohttp import web
 
+from adapters.export import export_person
 from adapters.endpoints import EndpointPolicy, EndpointRefused, verify_subscription
 from adapters.people import People
 from domain.clock import is_known_zone
@@ -267,6 +269,20 @@ async def get_me(request: web.Request) -> web.Response:
     if me is None:
         raise NotFound("no such person")
     return web.json_response(me)
+
+
+@routes.get("/me/export")
+async def export_me(request: web.Request) -> web.Response:
+    """Everything oO holds about the caller, as a JSON download (adapters/export.py)."""
+    who = await require(request, request.app[DB])
+    at = now()
+    everything = await export_person(request.app[DB], who.user_id, at)
+    if everything is None:
+        raise NotFound("no such person")
+    return web.json_response(
+        everything, dumps=lambda value: json.dumps(value, ensure_ascii=False, indent=1),
+        headers={"Cache-Control": "no-store",
+                 "Content-Disposition": f'attachment; filename="oo-export-{at:%Y%m%d}.json"'})
 
 
 @routes.delete("/api/me")

@@ -33,7 +33,8 @@ from web.keys import (
     VAPID_PUBLIC_KEY,
 )
 from web.live import LiveHub
-from web.observe import METRICS, WebMetrics, metrics, observe
+from web.observe import METRICS, WebMetrics, observe
+from web.product import PRODUCT, ProductMetrics, metrics
 from web.page import render_page
 from web.ratelimit import RateLimiter
 from web.security import security_headers
@@ -57,6 +58,7 @@ def create_app(settings: Settings, *, relay: bool = True) -> web.Application:
     app = web.Application(middlewares=[observe, security_headers, error_middleware],
                           client_max_size=MAX_BODY)
     app[METRICS] = WebMetrics()
+    app[PRODUCT] = ProductMetrics()
     app[SETTINGS] = settings
     app[VAPID_PUBLIC_KEY] = vapid_public_key(settings)
     app[POLICY] = EndpointPolicy.for_env(settings.env, extra=settings.push_extra_hosts)

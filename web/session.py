@@ -91,6 +91,7 @@ async def open_session(conn: asyncpg.Connection | asyncpg.Pool, user_id: uuid.UU
         """INSERT INTO sessions (id, user_id, created_at, expires_at, csrf_token_hash, user_agent)
            VALUES ($1, $2, $3, $4, $5, $6)""",
         digest(token), user_id, now, now + LIFETIME, digest(csrf), (user_agent or "")[:300])
+    await conn.execute(_ACTIVE, user_id)
     return Session(user_id, token, csrf)
 
 
@@ -108,8 +109,25 @@ async def caller(request: web.Request, pool: asyncpg.Pool) -> Caller | None:
     if row["stale"]:
         # A read never writes, except this once a minute: every request writing
         # (and flushing the WAL) would cost more than the request itself.
-        await pool.execute("UPDATE sessions SET last_seen_at = now() WHERE id = $1", session_id)
+        await pool.execute(_SEEN, session_id)
     return Caller(row["user_id"], token)
+
+
+# The session is in use: keep last_seen_at fresh, and note day 1 or day 7 after sign-up
+# (active_days, for retention on /metrics; no other day is kept). One round trip.
+_DAY = "floor(extract(epoch FROM now() - u.created_at) / 86400)::smallint"
+_SEEN = f"""
+WITH seen AS (UPDATE sessions SET last_seen_at = now() WHERE id = $1 RETURNING user_id)
+INSERT INTO active_days (user_id, day)
+SELECT u.id, {_DAY} FROM seen JOIN users u ON u.id = seen.user_id
+WHERE {_DAY} IN (1, 7)
+ON CONFLICT DO NOTHING
+"""
+_ACTIVE = f"""
+INSERT INTO active_days (user_id, day)
+SELECT u.id, {_DAY} FROM users u WHERE u.id = $1 AND {_DAY} IN (1, 7)
+ON CONFLICT DO NOTHING
+"""
 
 
 async def require(request: web.Request, pool: asyncpg.Pool) -> Caller:
