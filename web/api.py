@@ -28,9 +28,10 @@ from topics.codec import InvalidRecord, Limit, from_plain
 from topics.records import LifecycleChanged, MinuteOfDay
 from web.account import delete_everything
 from web.errors import ApiError, NotFound, TooManyRequests
-from web.keys import DB, HUB, POLICY, REACTION_LIMITER, SUBSCRIBE_LIMITER, VAPID_PUBLIC_KEY
+from web.keys import (DB, HUB, POLICY, REACTION_LIMITER, SETTINGS, SUBSCRIBE_LIMITER,
+                      VAPID_PUBLIC_KEY)
 from web.ratelimit import RateLimiter, retry_after
-from web.session import COOKIE, Caller, caller, require
+from web.session import Caller, caller, clear_cookie, cookie_secure, require
 
 routes = web.RouteTableDef()
 KEEPALIVE_S = 15.0
@@ -292,5 +293,5 @@ async def delete_me(request: web.Request) -> web.Response:
     if not await delete_everything(request.app, who.user_id):  # web/account.py
         raise NotFound("no such person")
     response = web.Response(status=204)
-    response.del_cookie(COOKIE, path="/")
+    clear_cookie(response, secure=cookie_secure(request, request.app[SETTINGS].env))
     return response

@@ -156,8 +156,15 @@ def set_cookie(response: web.StreamResponse, session: Session, *, secure: bool) 
                         httponly=True, secure=secure, samesite="Lax")
 
 
+# The session is over on this browser (sign-out, account deleted): besides the cookie, the
+# browser drops what the page stored for it — the service worker's cached page (which holds
+# the tip and the CSRF token), the offline reaction queue, and the service worker itself.
+CLEAR_SITE_DATA = '"cache", "storage"'
+
+
 def clear_cookie(response: web.StreamResponse, *, secure: bool) -> None:
     response.del_cookie(COOKIE, path="/", secure=secure, httponly=True, samesite="Lax")
+    response.headers["Clear-Site-Data"] = CLEAR_SITE_DATA
 
 
 async def rotate(conn: asyncpg.Connection | asyncpg.Pool, request: web.Request,

@@ -10,6 +10,7 @@ development pages link a web font).
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from playwright.async_api import BrowserContext, Page, Route, async_playwright, 
 
 from adapters.vault import new_key
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, SHOTS, shot
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, SHOTS, shot, until
 from tests.conftest import oo_test_environ
 from tests.helpers import oo_process, stop_process, wait_http
 from tests.peers.oidc import BROWSER_WEB_PORT, OidcPeer, oidc_provider  # noqa: F401 (fixture)
@@ -32,6 +33,12 @@ from web.session import COOKIE
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.timeout(90, func_only=True)]
 BASE = f"http://127.0.0.1:{BROWSER_WEB_PORT}"
 CALLBACK = f"{BASE}/auth/callback"
+# How many pages the service worker's caches hold.
+CACHED_PAGES = """async () => {
+    let n = 0;
+    for (const name of await caches.keys()) n += (await (await caches.open(name)).keys()).length;
+    return n;
+}"""
 
 
 @pytest.fixture(scope="module")
@@ -195,6 +202,18 @@ async def test_signing_in_through_the_provider_lands_on_the_tip_page(
         assert status == 200
         assert await db.fetchval("SELECT preferences->>'daily_budget' FROM users WHERE id = $1",
                                  user_id) == "0"
+
+        # The service worker keeps the page (with the tip and CSRF token) for offline use;
+        # signing out clears it, so the next person on this browser sees nothing of this one.
+        await page.evaluate("navigator.serviceWorker.ready")
+        await until(lambda: page.evaluate(CACHED_PAGES), lambda n: n > 0, "the page to be cached")
+        await page.goto("/connectors")
+        await page.locator("#signout").click()
+        await expect(page).to_have_url(f"{BASE}/signin")
+        assert await page.evaluate(CACHED_PAGES) == 0
+        assert await page.evaluate(
+            "navigator.serviceWorker.getRegistrations().then(r => r.length)") == 0
+        assert await db.fetchval("SELECT count(*) FROM sessions WHERE user_id = $1", user_id) == 0
     finally:
         await forget(db, oidc_provider, login)
 
@@ -279,6 +298,13 @@ async def test_connect_todoist_then_disconnect_then_delete_the_account(
         assert token in local_todoist.revoked
         assert await db.fetchval("SELECT count(*) FROM credentials WHERE user_id = $1", user_id) == 0
 
+        # Everything held about the person, as a download.
+        async with page.expect_download() as info:
+            await page.locator("#export").click()
+        export = json.loads(Path(await (await info.value).path()).read_text())
+        assert export["account"]["id"] == str(user_id) and export["connectors"] == []
+        assert export["account"]["oidc_subject"] == login
+
         # Deleting the account asks first.
         await page.locator("#delete-account").click()
         await expect(page).to_have_url(f"{BASE}/account/delete")
@@ -293,5 +319,6 @@ async def test_connect_todoist_then_disconnect_then_delete_the_account(
         await expect(page.locator("#say")).to_contain_text("deleted")
         assert await db.fetchval("SELECT count(*) FROM users WHERE id = $1", user_id) == 0
         assert not [c for c in await page.context.cookies() if c["name"] == COOKIE and c["value"]]
+        assert await page.evaluate(CACHED_PAGES) == 0
     finally:
         await forget(db, oidc_provider, login)

@@ -114,6 +114,7 @@ async def test_after_delete_me_postgresql_holds_nothing_of_the_person(
                                   headers=person.headers())
     assert deleted.status == 204
     assert deleted.cookies[COOKIE].value == ""
+    assert deleted.headers["Clear-Site-Data"] == '"cache", "storage"'  # the offline copy too
 
     assert todoist.live_tokens_of(todoist.approve_as) == []  # revoked at Todoist
     assert (await client.get("/api/me", headers=person.headers())).status == 401
