@@ -17,6 +17,7 @@ import os
 import shutil
 from collections.abc import Iterator
 
+import asyncpg
 import pytest
 
 from oo.infra.kafka import LocalKafka
@@ -78,11 +79,25 @@ def kafka(settings: Settings) -> Iterator[str]:
         broker.down()
 
 
+async def _empty_database(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    finally:
+        await conn.close()
+
+
 @pytest.fixture(scope="session")
 def postgres(settings: Settings) -> Iterator[str]:
-    """DSN of a running, migrated local PostgreSQL database."""
+    """DSN of a running, migrated local PostgreSQL database.
+
+    A server this session starts begins with an empty database, like the broker:
+    rows an interrupted run left behind must not change what a test counts.
+    """
     server = LocalPostgres.from_settings(settings)
     started = server.up()
+    if started:
+        asyncio.run(_empty_database(settings.database_url))
     asyncio.run(migrate(settings.database_url, log=lambda _: None))
     yield settings.database_url
     if started:
