@@ -36,12 +36,13 @@ from typing import IO, Any
 from domain.bandit import QUIET, arm_group
 from domain.candidates import Tip, gather
 from domain.clock import utc
-from domain.decide import TIP_TTL, Decision, decide
+from domain.decide import TIP_TTL, Decision, decide, decision_id_for, seed_for
 from domain.features import UserFeatures, apply_decision, apply_feedback, fold, record_quiet
-from domain.guards import GUARDS
+from domain.guards import GUARDS, learned_timing
+from domain.learning import Learned
 from domain.moments import SignalTrigger, TimerFired, Trigger, detect
-from domain.policies import REGISTRY, Pick, Policy, resolve
-from domain.priors import Priors, fit_priors
+from domain.policies import REGISTRY, Pick, Policy, resolve, uses_learned_timing
+from domain.priors import DEFAULT_PRIORS, Priors, fit_priors
 from domain.reward import ACCEPTED, NO_TIP_REWARD, REWARD
 from domain.timers import plan_timers, tip_expired_unanswered
 from oo.metrics_report import event_of
@@ -82,14 +83,56 @@ class Oracle:
         return Pick(best, 1.0, {best.id: 1.0})
 
 
-def policy_for(spec: str, priors: Priors | None = None) -> Policy:
+@dataclass
+class Frozen:
+    """A learning policy that stops learning at `since`: from then on it decides, for
+    each person, with what it knew of them at its first decision from `since` on.
+
+    What off-policy evaluation can evaluate is a fixed policy: what a learning
+    policy would learn later depends on answers to tips it would have sent,
+    which another policy's log does not hold. Frozen, the same policy is
+    evaluated by replay and by running it. The knowledge frozen is the
+    person's learned statistics (`UserFeatures.learned`: timing and content),
+    learned timing included; their state (fatigue, recent tips) stays live.
+    """
+
+    inner: Policy
+    since: float
+    name: str
+    learned_timing: bool = False  # applied in `pick`, with the frozen knowledge
+    knowledge: dict[str, Learned] = field(default_factory=dict)
+
+    def pick(self, features: UserFeatures, candidates: Sequence[Tip], moment: Any, seed: int,
+             at: float | None = None) -> Pick | None:
+        """The inner policy's pick, on the frozen knowledge once `since` has come."""
+        when = float(at if at is not None else features.last_activity_at or 0)
+        if when >= self.since:
+            learned = self.knowledge.setdefault(features.user_id, features.learned)
+            features = dataclasses.replace(features, learned=learned)
+        if candidates and uses_learned_timing(self.inner) and not learned_timing(
+                features, when, moment.name,
+                getattr(self.inner, "priors", DEFAULT_PRIORS)).passed:
+            return Pick(None, 1.0, {QUIET: 1.0})
+        return self.inner.pick(features, candidates, moment, seed, when)
+
+
+def policy_for(spec: str, priors: Priors | None = None,
+               start: datetime = DEFAULT_START) -> Policy:
     """The policy a spec names: a registered name, optionally `+timing` or `-timing`.
 
     `random+timing` is random tips held back by learned timing;
     `bandit-timing` the bandit at the fixed moments; `bandit-personal` the
     bandit on global priors only (no per-person learning, no learned
     timing); `oracle` the reference that knows the hidden taste (`Oracle`).
+    `SPEC@dD` is SPEC frozen `D` days after `start` (`Frozen`).
     """
+    if "@d" in spec:
+        base, _, day = spec.rpartition("@d")
+        try:
+            since = (start + timedelta(days=float(day))).timestamp()
+        except ValueError:
+            raise ValueError(f"{spec!r}: freeze after a number of days, e.g. {base}@d7") from None
+        return Frozen(policy_for(base, priors, start), since, spec)
     if spec == "oracle":
         return Oracle()
     base = spec.removesuffix("+timing").removesuffix("-timing").removesuffix("-personal")
@@ -149,6 +192,13 @@ class Subject:
     log: Callable[[dict[str, Any]], None] | None = None
     events: Callable[[dict[str, Any]], None] | None = None
     state: UserFeatures | None = None
+    # From `switch_at` (epoch s) on, `then` decides instead of `policy` (a switch-over).
+    then: Policy | None = None
+    switch_at: float | None = None
+    # A canary: at a `canary_share` of the decision points (by their decision id), the
+    # `canary` policy decides instead: its decisions are sent, one at a time.
+    canary: Policy | None = None
+    canary_share: float = 0.0
     timers: dict[str, tuple[str, float, str | None]] = field(default_factory=dict)
     heap: list[tuple[float, int, int, Any]] = field(default_factory=list)
     memory: Memory = field(default_factory=Memory)
@@ -158,6 +208,15 @@ class Subject:
 
     def __post_init__(self) -> None:
         self.tally = Tally(self.user_id, resolve(self.policy, self.user_id).name)
+
+    def live_at(self, at: float, decision_id: str = "") -> Policy:
+        """The policy deciding at `at`: `policy`, or `then` once the switch-over has come, or
+        the canary at its share of decision points."""
+        if self.canary is not None and in_canary(decision_id, self.canary_share):
+            return self.canary
+        if self.then is not None and self.switch_at is not None and at >= self.switch_at:
+            return self.then
+        return self.policy
 
     def _push(self, at: float, kind: int, payload: Any) -> None:
         heapq.heappush(self.heap, (at, next(iter(self._order)), kind, payload))
@@ -251,9 +310,10 @@ class Subject:
                                       moment=moment.name, present=present, local=local, at=at))
                 for tip in candidates}
         worth = {tip_id: ch.expected_reward(tip.kind) for tip_id, (tip, ch) in odds.items()}
-        if isinstance(self.policy, Oracle):
-            self.policy.worth = worth
-        result = decide(state, trigger, now, policy=self.policy, shadow_policies=self.shadows)
+        policy = self.live_at(at, decision_id_for(trigger.trigger_id))
+        if isinstance(policy, Oracle):
+            policy.worth = worth
+        result = decide(state, trigger, now, policy=policy, shadow_policies=self.shadows)
         if not isinstance(result, Decision) and result.point is None:
             return state  # e.g. a duplicate, or no candidate
         best = max([NO_TIP_REWARD, *worth.values()])
@@ -324,6 +384,12 @@ class Subject:
             self.log(entry)
 
 
+def in_canary(decision_id: str, share: float) -> bool:
+    """Whether the decision `decision_id` falls in a canary of `share` (0..1): a stable draw,
+    independent of every policy's own draws."""
+    return seed_for(decision_id, "canary") < share * 2 ** 64
+
+
 def _all_scores(result: Any) -> dict[str, Mapping[str, float]]:
     scores: dict[str, Mapping[str, float]] = {}
     if result.scores:
@@ -391,18 +457,44 @@ class Outcome:
         return out
 
 
+def switch_time(world: World, day: float) -> float:
+    """The epoch time `day` days after the start of `world`."""
+    return (world.start + timedelta(days=day)).timestamp()
+
+
 def run_policy(world: World, spec: str, *, shadows: Sequence[str] = (),
                log: IO[str] | None = None, progress: Callable[[str], None] | None = None,
                priors: Priors | None = None,
                collect: Callable[[dict[str, Any]], None] | None = None,
-               events: IO[str] | None = None) -> Outcome:
+               events: IO[str] | None = None, then: str | None = None,
+               switch_day: float | None = None, canary: str | None = None,
+               canary_share: float = 0.0) -> Outcome:
     """Run every person of `world` under the policy `spec` (see `policy_for`).
 
     Every decision point goes to `log` (JSONL) and to `collect`, if given;
-    the event log (signups, activity, decisions, feedback) to `events`.
+    the event log (signups, activity, decisions, feedback) to `events`. With
+    `then` and `switch_day`, the policy `then` decides from `switch_day` days
+    after the start on (a switch-over: until then, the run is `spec`'s own,
+    decision for decision); the run is named `SPEC>THEN from day DAY`. With
+    `canary`, that policy decides at `canary_share` of the decision points
+    (`in_canary`); the run is named `SPEC+CANARY canary`.
     """
-    policy = policy_for(spec, priors)
-    shadow_policies = [policy_for(s, priors) for s in shadows]
+    policy = policy_for(spec, priors, world.start)
+    switch_at = None
+    if then is not None:
+        if switch_day is None or not 0 < switch_day < world.days:
+            raise ValueError(f"a switch-over needs a day between 0 and {world.days}, "
+                             f"not {switch_day}")
+        switch_at = switch_time(world, switch_day)
+        spec = f"{spec}>{then} from day {switch_day:g}"
+    then_policy = policy_for(then, priors, world.start) if then is not None else None
+    canary_policy = None
+    if canary is not None:
+        if not 0 < canary_share < 1:
+            raise ValueError(f"a canary's share lies between 0 and 1, not {canary_share}")
+        canary_policy = policy_for(canary, priors, world.start)
+        spec = f"{spec}+{canary} canary"
+    shadow_policies = [policy_for(s, priors, world.start) for s in shadows]
     end = (world.start + timedelta(days=world.days)).timestamp()
     writer = None
     if log is not None or collect is not None:
@@ -420,7 +512,8 @@ def run_policy(world: World, spec: str, *, shadows: Sequence[str] = (),
     last = began
     for index, (user_id, taste, signals) in enumerate(world.people, start=1):
         subject = Subject(user_id, taste, policy, shadow_policies, world.seed, end, writer,
-                          event_writer)
+                          event_writer, then=then_policy, switch_at=switch_at,
+                          canary=canary_policy, canary_share=canary_share)
         tallies.append(subject.run(signals))
         if progress is not None and (time.monotonic() - last > 5 or index == len(world.people)):
             last = time.monotonic()
@@ -535,19 +628,108 @@ def warm_up(people: int, days: int, seed: int, start: datetime = DEFAULT_START,
                              f"seed {seed}")
 
 
+def window_value(entries: Iterable[Mapping[str, Any]], users: Iterable[str], since: float,
+                 *, draws: int = 1000, seed: int = 0) -> dict[str, float]:
+    """Mean realised reward per decision point of the points decided from `since` on,
+    with its interval resampling people (every person of `users` counts, with or
+    without points then)."""
+    sums = {user: [0.0, 0.0] for user in users}
+    for e in entries:
+        if e["at"] >= since and e.get("reward") is not None:
+            cell = sums.setdefault(str(e["user_id"]), [0.0, 0.0])
+            cell[0] += float(e["reward"])
+            cell[1] += 1.0
+    return cluster_ratio([(a, b) for a, b in sums.values()], draws=draws, seed=seed).as_dict()
+
+
+def _compared(check: dict[str, Any], measured: Mapping[str, float]) -> dict[str, Any]:
+    check["measured"] = dict(measured)
+    for key in ("dr", "ips"):
+        check[f"measured_inside_{key}_interval"] = \
+            check[key]["low"] <= measured["value"] <= check[key]["high"]
+    return check
+
+
+def switch_over_check(world: World, logger: str, target: str, logged: Sequence[Mapping[str, Any]],
+                      *, switch_day: float, priors: Priors | None = None, draws: int = 1000,
+                      seed: int = 0, progress: Callable[[str], None] | None = None
+                      ) -> dict[str, Any]:
+    """Replay against running, like with like: the switch-over of the recommended rollout.
+
+    `logged` is `logger`'s run, with `TARGET@dDAY` (`Frozen`) among its shadows.
+    Until `switch_day` the target learns beside the logger, as a shadow does;
+    then it stops learning. Replay estimates it on the logger's decision points
+    from `switch_day` on; the value measured by running it comes from a run of
+    the same people that is the logger's until `switch_day` (decision for
+    decision: the target starts with the same knowledge and the person in the
+    same state) and the frozen target's after it.
+    """
+    from oo.replay import replay
+
+    frozen = f"{target}@d{switch_day:g}"
+    since = switch_time(world, switch_day)
+    ran: list[dict[str, Any]] = []
+    run_policy(world, logger, then=frozen, switch_day=switch_day, priors=priors,
+               collect=ran.append, progress=progress)
+    check = replay([{"run": logger, **e} for e in logged if e["at"] >= since], frozen,
+                   draws=draws, seed=seed)
+    check.update(protocol="switch-over", switch_day=switch_day, days=world.days)
+    window = [e for e in ran if e["at"] >= since]
+    if window:
+        # The hidden model's expected reward of the actions taken: running it, without noise.
+        check["expected_by_running"] = sum(e["sim"]["expected"] for e in window) / len(window)
+    return _compared(check, window_value(window, (p[0] for p in world.people), since,
+                                         draws=draws, seed=seed))
+
+
+CANARY_SHARE = 0.2
+
+
+def canary_check(world: World, logger: str, target: str, replayed: Mapping[str, Any], *,
+                 share: float = CANARY_SHARE, priors: Priors | None = None, draws: int = 1000,
+                 seed: int = 0, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """A diagnostic: how much of what deploying `target` changes comes from its own decisions.
+
+    `replayed` is the replay of `target` on `logger`'s log: per-decision
+    replay scores the target's decisions on the person as the logger left
+    them. Here the target's decisions are sent, at `share` of the decision
+    points (a stable draw on the decision id; the logger decides the
+    others), and its mean reward at them is measured. Between replay (share
+    0) and running it (share 1), the gap grows with the share: it comes from
+    the target's own earlier decisions (tips repeated, fatigue, the decision
+    points its silences open), which per-decision replay cannot see.
+    """
+    ran: list[dict[str, Any]] = []
+    run_policy(world, logger, canary=target, canary_share=share, priors=priors,
+               collect=ran.append, progress=progress)
+    mine = [e for e in ran if e["policy"] == target]
+    check = {k: v for k, v in replayed.items() if not k.startswith(("measured", "expected"))}
+    check.update(protocol="canary", share=share, canary_points=len(mine))
+    if mine:
+        check["expected_by_running"] = sum(e["sim"]["expected"] for e in mine) / len(mine)
+    return _compared(check, window_value(mine, (p[0] for p in world.people), 0.0,
+                                         draws=draws, seed=seed))
+
+
 def evaluate(*, people: int, days: int, seed: int, policies: Sequence[str],
              shadows: Sequence[str] = (), log: IO[str] | None = None,
              start: datetime = DEFAULT_START, progress: Callable[[str], None] | None = None,
              draws: int = 2000, warmup: int = 0, warmup_seed: int | None = None,
              priors: Priors | None = None, replay_check: str | None = None,
-             events: IO[str] | None = None) -> dict[str, Any]:
+             events: IO[str] | None = None, switch_day: float | None = None,
+             canary_share: float = CANARY_SHARE) -> dict[str, Any]:
     """Run each policy on the same synthetic people; return the summary (see `summarise`).
 
     With `warmup` > 0, the bandit's global priors are first fitted on that
     many other people (`warmup_seed`, default `seed` + 1000) given random tips.
     With `replay_check` (a policy among `policies`), that policy also runs as
     a shadow of the first one, whose log is then replayed (`oo.replay`) to
-    estimate it; the estimate is set beside the value measured by running it.
+    estimate it; the estimate is set beside the value measured by running it:
+    `replay_check` by the switch-over protocol at `switch_day` (default half
+    the days; `switch_over_check`), `replay_check_canary` against the policy
+    sending at `canary_share` of the decision points (`canary_check`), and
+    `replay_check_whole` over the whole run (the learning policy replayed as a
+    shadow, against it run from day 0).
     """
     from oo.replay import replay
 
@@ -559,11 +741,17 @@ def evaluate(*, people: int, days: int, seed: int, policies: Sequence[str],
             raise ValueError(f"--replay-check {replay_check} must be one of the policies run "
                              f"after the first ({policies[0]}, the logging policy)")
         shadows = list(dict.fromkeys([*shadows, replay_check]))
+        if switch_day is None:
+            switch_day = days / 2
+        if not 0 < switch_day < days:
+            raise ValueError(f"the switch-over day must lie within the {days} days")
     world = World.build(people, days, seed, start)
     logged: list[dict[str, Any]] = []
-    outcomes = [run_policy(world, spec, shadows=shadows, log=log, progress=progress,
-                           priors=priors, collect=logged.append if i == 0 and replay_check
-                           else None, events=events) for i, spec in enumerate(policies)]
+    frozen = [f"{replay_check}@d{switch_day:g}"] if replay_check is not None else []
+    outcomes = [run_policy(world, spec, shadows=[*shadows, *frozen] if i == 0 else shadows,
+                           log=log, progress=progress, priors=priors,
+                           collect=logged.append if i == 0 and replay_check else None,
+                           events=events) for i, spec in enumerate(policies)]
     summary = summarise(outcomes, days, seed=seed, draws=draws)
     summary.update({"seed": seed, "people": people, "days": days,
                     "start": start.isoformat(), "shadows": list(shadows),
@@ -571,14 +759,17 @@ def evaluate(*, people: int, days: int, seed: int, policies: Sequence[str],
                                else seed + 1000} if warmup > 0 else None,
                     "priors": priors.to_document() if priors is not None else None})
     if replay_check is not None:
-        check = replay([{"run": policies[0], **e} for e in logged], replay_check,
+        assert switch_day is not None
+        whole = replay([{"run": policies[0], **e} for e in logged], replay_check,
                        draws=min(draws, 1000), seed=seed)
         measured = next(p for p in summary["policies"] if p["policy"] == replay_check)
-        check["measured"] = measured["reward_per_point"]
-        check["measured_inside_dr_interval"] = \
-            check["dr"]["low"] <= check["measured"]["value"] <= check["dr"]["high"]
-        check["measured_inside_ips_interval"] = \
-            check["ips"]["low"] <= check["measured"]["value"] <= check["ips"]["high"]
-        summary["replay_check"] = check
+        whole.update(protocol="whole run", expected_by_running=measured["expected_per_point"])
+        summary["replay_check_whole"] = _compared(whole, measured["reward_per_point"])
+        summary["replay_check"] = switch_over_check(
+            world, policies[0], replay_check, logged, switch_day=switch_day, priors=priors,
+            draws=min(draws, 1000), seed=seed, progress=progress)
+        summary["replay_check_canary"] = canary_check(
+            world, policies[0], replay_check, whole, share=canary_share, priors=priors,
+            draws=min(draws, 1000), seed=seed, progress=progress)
     return summary
 

@@ -38,7 +38,14 @@ def add_learning_commands(sub: Any) -> None:
                           help="comma-separated shadow policies, logged beside each run")
     evaluate.add_argument("--replay-check", default=None, metavar="POLICY",
                           help="also replay POLICY on the first policy's log and compare the "
-                          "estimate with the value measured by running it")
+                          "estimate with the value measured by running it (switch-over "
+                          "protocol, see --switch-day; and over the whole run)")
+    evaluate.add_argument("--switch-day", type=float, default=None, metavar="DAY",
+                          help="--replay-check: the day the logging policy hands over to the "
+                          "candidate, which stops learning then (default: half the days)")
+    evaluate.add_argument("--canary-share", type=float, default=0.2, metavar="SHARE",
+                          help="--replay-check: the share of decision points the candidate "
+                          "decides in the canary run (default 0.2)")
     evaluate.add_argument("--log", default=None, metavar="PATH",
                           help="write every decision point as JSONL (input of `oo replay`)")
     evaluate.add_argument("--events", default=None, metavar="PATH",
@@ -130,7 +137,8 @@ def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
                            policies=policies, shadows=_names(args.shadow), log=log,
                            events=events, progress=_say, draws=args.bootstrap_draws,
                            warmup=args.warmup, warmup_seed=args.warmup_seed, priors=priors,
-                           replay_check=args.replay_check)
+                           replay_check=args.replay_check, switch_day=args.switch_day,
+                           canary_share=args.canary_share)
     except (UnknownPolicy, ValueError) as err:
         raise _fail(str(err.args[0] if err.args else err)) from None
     finally:
@@ -145,8 +153,19 @@ def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
     if "replay_check" in summary:
         from oo.replay import render as render_replay
 
+        whole, check = summary["replay_check_whole"], summary["replay_check"]
         print()
-        print(render_replay(summary["replay_check"]))
+        print(f"whole run: {whole['target']} replayed as a shadow, against it run from day 0")
+        print(render_replay(whole))
+        print()
+        print(f"switch-over (the check): {check['target']} — learns as a shadow until day "
+              f"{check['switch_day']:g}, then frozen; days {check['switch_day']:g}-{check['days']}")
+        print(render_replay(check))
+        canary = summary["replay_check_canary"]
+        print()
+        print(f"canary (diagnostic): the whole-run replay, against {canary['target']} deciding "
+              f"{canary['share']:.0%} of the decision points ({canary['canary_points']} points)")
+        print(render_replay(canary))
     return 0
 
 

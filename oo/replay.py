@@ -178,6 +178,12 @@ def render(result: Mapping[str, Any]) -> str:
         inside = "inside" if result["dr"]["low"] <= m["value"] <= result["dr"]["high"] else "OUTSIDE"
         lines.append(f"  {'measured by running it':<26} {m['value']:+.4f}  95% [{m['low']:+.4f}, "
                      f"{m['high']:+.4f}]  ({inside} the DR interval)")
+    if "expected_by_running" in result and "truth_on_logged_points" in result:
+        # Both noise-free (the hidden model): what running it changes that replay cannot see.
+        expected = result["expected_by_running"]
+        gap = expected - result["truth_on_logged_points"]
+        lines.append(f"  {'expected by running (sim)':<26} {expected:+.4f}  "
+                     f"(vs truth at the logged points {gap:+.4f})")
     return "\n".join(lines)
 
 

@@ -76,7 +76,7 @@ def test_the_report_compares_each_policy_with_the_first():
 def test_a_replay_check_sets_the_estimate_beside_the_measured_value():
     summary = evaluate(people=6, days=4, seed=5, policies=["random", "bandit"], draws=50,
                        replay_check="bandit")
-    check = summary["replay_check"]
+    check = summary["replay_check_whole"]
     assert check["target"] == "bandit" and check["loggers"] == ["random"]
     assert check["measured"]["value"] == summary["policies"][1]["reward_per_point"]["value"]
     with pytest.raises(ValueError, match="logging policy"):
