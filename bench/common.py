@@ -166,7 +166,7 @@ class WorkerProcess:
             command = [sys.executable, "-m", "oo", "worker"]
         else:
             command = [sys.executable, "-m", self.module]
-        with self.log.open("wb") as out:
+        with self.log.open("ab") as out:  # a restart appends
             self.process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out,
                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                             start_new_session=True)
