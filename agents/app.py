@@ -5,11 +5,82 @@ from __future__ import annotations
 from typing import Any
 
 import faust
+from mode.utils.objects import cached_property
+from mode.utils.queues import FlowControlEvent
+from mode.utils.times import want_seconds
 
 from agents import deadletters, engine, notify
 from agents.counters import Counters
 from oo.health import readiness
 from oo.settings import Settings
+from topics.admin import InternalTopic
+
+
+class ResumeOnceFlowControl(FlowControlEvent):
+    """Flow control whose `resume()` clears the stream queues only when flow was suspended.
+
+    Faust's FlowControlEvent.resume() always clears every stream and changelog
+    queue. After a rebalance the table recovery calls it again once the stream
+    partitions were resumed and sought to their committed offsets
+    (Recovery.on_recovery_completed, and after the standby partitions start):
+    events of the new generation, already fetched, are then thrown away while
+    the consumer's position stays past them. Unacked, they are not processed
+    until the next rebalance re-reads them (an order slip), and one at the head
+    of a partition is committed past (Consumer._new_offset tolerates a gap of
+    one after the committed offset), i.e. lost. The stale events of the previous
+    generation are still cleared when the rebalance starts (App._on_partitions_revoked)
+    and on the first resume after it.
+    """
+
+    def resume(self) -> None:
+        suspended = not self.is_active()
+        self._suspend.clear()
+        self._resume.set()
+        if suspended:
+            self.clear()
+
+
+class App(faust.App):
+    """faust.App with two fixes for records skipped around rebalances.
+
+    See ResumeOnceFlowControl and _rewind_uncommitted (docs/reliability.md).
+    """
+
+    @cached_property
+    def flow_control(self) -> FlowControlEvent:
+        return ResumeOnceFlowControl(loop=self.loop)
+
+    def _new_consumer(self) -> Any:
+        consumer = super()._new_consumer()
+        _rewind_uncommitted(self, consumer)
+        return consumer
+
+
+def _rewind_uncommitted(app: faust.App, consumer: Any) -> None:
+    """Make "seek to committed" also rewind input partitions that have no committed offset.
+
+    Faust calls Consumer.perform_seek after a rebalance and whenever a fetch
+    returns while the flow is stopped, discarding what was fetched ("Seek back
+    to committed offsets"). aiokafka's seek_to_committed only seeks partitions
+    whose committed offset is above 0, so a partition nothing was committed for
+    yet (the first commit interval of a new group, or after a kill) keeps its
+    advanced position: the discarded records are skipped. They are read again
+    only when a later owner starts from the earliest offset (an order slip), or
+    never, once an offset after them is committed (a loss). Such partitions go
+    back to their beginning, as auto_offset_reset="earliest" does for a new owner.
+    """
+    seek_to_committed = consumer.seek_to_committed
+
+    async def seek_to_committed_or_beginning() -> Any:
+        committed = await seek_to_committed()
+        changelogs = app.tables.changelog_topics
+        uncommitted = [tp for tp, offset in committed.items()
+                       if not offset and tp.topic not in changelogs]
+        if uncommitted:
+            await consumer._thread.seek_to_beginning(*uncommitted)
+        return committed
+
+    consumer.seek_to_committed = seek_to_committed_or_beginning
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -18,7 +89,7 @@ def create_app(settings: Settings) -> faust.App:
     # table only, so two apps or two workers on one host must never share a folder.
     datadir = settings.state_dir / "faust" / f"{settings.app_id}-worker-{settings.worker_web_port}"
     datadir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    app = App(
         settings.app_id,
         broker=[f"kafka://{hp}" for hp in settings.kafka_bootstrap],
         store=settings.table_store,
@@ -54,6 +125,31 @@ def create_app(settings: Settings) -> faust.App:
     notify.register(app, settings, dead, counters)
     _register_pages(app, settings, counters)
     return app
+
+
+def internal_topics(app: faust.App) -> list[InternalTopic]:
+    """The topics the worker would declare itself: table changelogs and the leader topic.
+
+    Names, partition counts and configs as Faust declares them
+    (faust.topics.Topic.declare), so Faust finds them and skips its own creation.
+    """
+    conf = app.conf
+    topics = []
+    for table in app.tables.values():
+        changelog = table.changelog_topic
+        cleanup = [flag for flag, on in (("compact", changelog.compacting),
+                                         ("delete", changelog.deleting)) if on]
+        configs = {"cleanup.policy": ",".join(cleanup)}
+        if changelog.retention:
+            configs["retention.ms"] = str(int(want_seconds(changelog.retention) * 1000))
+        configs.update({k: str(v) for k, v in (changelog.config or {}).items()})
+        topics.append(InternalTopic(
+            changelog.get_topic_name(), changelog.partitions or conf.topic_partitions,
+            changelog.replicas or conf.topic_replication_factor,
+            {k: v for k, v in configs.items() if v}))
+    topics.append(InternalTopic(f"{conf.id}-__assignor-__leader", 1,
+                                conf.topic_replication_factor))
+    return topics
 
 
 def _register_pages(app: faust.App, settings: Settings, counters: Counters) -> None:

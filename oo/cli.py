@@ -254,10 +254,14 @@ def _create_topics(settings: Settings, log: Callable[[str], None]) -> None:
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from faust.worker import Worker
 
-    from agents.app import create_app
+    from agents.app import create_app, internal_topics
+    from topics.admin import ensure_internal_topics
 
     _create_topics(settings, _say)
     app = create_app(settings)
+    # Before Faust declares them itself, racing its own consumer's metadata.
+    asyncio.run(ensure_internal_topics(settings.kafka_bootstrap_servers, internal_topics(app),
+                                       log=_say))
     from oo.logs import logging_config
 
     worker = Worker(app, loglevel=settings.log_level, quiet=True,

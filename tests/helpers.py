@@ -79,7 +79,9 @@ def oo_process(command: list[str], env: dict[str, str], log: Path) -> subprocess
     """Start `python -m oo COMMAND...` in its own session, output to `log`."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "oo", *command], env=env, cwd=ROOT,
+        # Unbuffered: a SIGKILLed process's last lines are in its log too.
+        return subprocess.Popen([sys.executable, "-m", "oo", *command],
+                                env={**env, "PYTHONUNBUFFERED": "1"}, cwd=ROOT,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 

@@ -34,9 +34,6 @@ def comparable(state: UserFeatures) -> dict:
     return data
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open finding (docs/reliability.md): in 2 of 6 full-suite runs the table never caught up "
-    "with the oracle after the churn; never in isolated runs. Passing runs report XPASS."))
 async def test_the_table_equals_the_oracle_after_workers_come_and_go(topics, workers, capsys):
     bootstrap = topics
     rng = random.Random(11)
