@@ -204,7 +204,8 @@ class LocalKafka:
                 if not port_open(self.host, self.port):
                     # Ours but not listening (still starting, or stuck): wait like a fresh start.
                     self.log(f"kafka: pid {pid} is running but not answering yet; waiting")
-                    self._wait_ready(pid, timeout, time.monotonic())
+                # Running means serving: a round trip, not only an open port.
+                self._wait_ready(pid, timeout, time.monotonic())
                 return False
             for port in (self.port, self.controller_port):
                 if port_open(self.host, port):
@@ -267,7 +268,9 @@ class LocalKafka:
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
-            return pid  # no /proc to check against; trust the pid file
+            if Path("/proc/self").exists():
+                return None  # /proc is there and the process is not: it is gone
+            return pid if pid_alive(pid) else None  # no /proc to check against
         return pid if str(self.home / "server.properties").encode() in cmdline else None
 
     def _prepare(self, java: str) -> None:

@@ -9,6 +9,8 @@ time from the broker answering again to the last signal folded is printed.
 
 from __future__ import annotations
 
+import asyncio
+
 import json
 import os
 import signal
@@ -86,11 +88,14 @@ async def test_worker_and_relay_reconnect_after_the_broker_stops_and_is_killed(
 
             for phase, how in (("SIGTERM", broker.down), ("SIGKILL", lambda: _kill(broker))):
                 how()
-                await accept_from_the_web()  # accepted while the broker is away
+                # Each step bounded, so a hang names its step (not only the test's timeout).
+                await step(accept_from_the_web(), 60, f"{phase}: the web accepting while away")
                 broker.up()
+                assert broker.status().running, f"{phase}: the broker did not come back"
                 back = time.monotonic()
                 later = now + timedelta(minutes=len(recoveries) + 1)
-                await produce(bootstrap, SIGNALS["mood"].name, moods(people, phase, later))
+                await step(produce(bootstrap, SIGNALS["mood"].name, moods(people, phase, later)),
+                           60, f"{phase}: producing after the restart")
                 for k in keys:
                     expected[k] += 1
                 await folded_all(180)
@@ -105,6 +110,13 @@ async def test_worker_and_relay_reconnect_after_the_broker_stops_and_is_killed(
             f"{phase}: all {n} signals so far folded once, {s:.1f} s after the broker "
             "answered again" for phase, (s, n) in recoveries.items()))
     assert remaining == 0, f"{remaining} accepted events never left the outbox"
+
+
+async def step(work, timeout: float, what: str):
+    try:
+        return await asyncio.wait_for(work, timeout)
+    except TimeoutError:
+        raise AssertionError(f"{what}: not done in {timeout:.0f} s") from None
 
 
 def _kill(broker) -> None:
