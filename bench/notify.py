@@ -46,6 +46,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.webload import finite  # the one JSON-safe writer, stdlib only
 from bench.common import (
     ROOT,
     BenchError,
@@ -150,17 +151,6 @@ def combine_rounds(rounds: Sequence[dict[str, Any]], limit_ms: float) -> dict[st
         "latency_ms": {k: lat[k] for k in ("p50", "p90", "p99", "max")},
         "over_20ms": lat["over_limit"],
     }
-
-
-def finite(value: Any) -> Any:
-    """JSON has no infinity: a push never answered is written as null."""
-    if isinstance(value, float) and (math.isinf(value) or math.isnan(value)):
-        return None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [finite(v) for v in value]
-    return value
 
 
 # --- the push service and its devices ------------------------------------------------------

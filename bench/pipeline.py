@@ -38,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.webload import finite  # the one JSON-safe writer, stdlib only
 from bench.common import (
     BenchError,
     WorkerProcess,
@@ -592,20 +593,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results["summary"] = summarize(results)
     print_summary(results)
     if args.json:
-        Path(args.json).write_text(json.dumps(_finite(results), indent=2, default=str) + "\n")
+        Path(args.json).write_text(json.dumps(finite(results), indent=2, default=str) + "\n")
         say(f"figures written to {args.json}")
     return results
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no infinity: a decision that never arrived is written as null."""
-    if isinstance(value, float) and math.isinf(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _one_run(args: argparse.Namespace, settings: Settings, signals: Sequence[Signal],
