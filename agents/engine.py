@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -27,7 +28,7 @@ import faust
 
 from agents.counters import Counters
 from agents.deadletters import DeadLetterSink
-from agents.state import dump_state, load_state
+from agents.state import Unconfirmed, dump_state, load_entry
 from agents.schedule import TimerSchedule, decode_entry, encode_entry
 from domain.decide import Decision, decide
 from domain.features import (
@@ -54,6 +55,11 @@ SOURCE = "oo.engine"
 DOMAIN_BY_TOPIC = {spec.name: domain for domain, spec in SIGNALS.items()}
 # How long a deleted person's late signals are dropped (in memory, per worker).
 FORGET_WINDOW_S = 3600.0
+# Decisions acknowledged by the broker whose person's state still lists them (bounded: a
+# forgotten acknowledgement only means one harmless re-send of the same decision).
+ACKED_MEMORY = 65536
+# Unconfirmed decisions kept per person (each is one decision record, ~1-3 KB).
+OUTBOX_LIMIT = 8
 
 
 def _raw(app: faust.App, name: str, partitions: int | None = None) -> Any:
@@ -78,6 +84,10 @@ class Engine:
         self.timer_topic = _raw(app, TIMERS.name)
         self.schedule = TimerSchedule()
         self.forgotten: dict[bytes, float] = {}  # deleted people: key -> when (monotonic)
+        # The outbox protocol (docs/adr/0010-decisions-before-state.md): decision ids sent by
+        # this process and awaiting the broker, and those acknowledged (oldest first).
+        self.inflight: set[str] = set()
+        self.acked: dict[str, None] = {}
         self.policy = settings.policy
         self.shadow = settings.shadow_policies
         self.dead = dead
@@ -113,7 +123,7 @@ class Engine:
         if self._was_forgotten(key):
             self.counters.inc("oo_signals_forgotten_total", "domain", domain)
             return
-        before = self._load(key)
+        before, outbox = await self._load(key)
         if before is not None and before.deletion_requested:
             self._forget(key, before)  # a marker an older version kept: tombstone it now
             self.counters.inc("oo_signals_forgotten_total", "domain", domain)
@@ -132,16 +142,18 @@ class Engine:
             await self._done_elsewhere(before, record)
         now = _later(record.occurred_at)
         state = await self._decide(state, SignalTrigger(record, domain), now,
-                                   propagated(message.headers))
+                                   propagated(message.headers), outbox)
         await self._plan(message, key, before, state, SignalTrigger(record, domain), now)
-        self._store(key, state)
+        self._store(key, state, outbox)
 
     async def _on_feedback(self, message: Any, record: FeedbackGiven) -> None:
         """A reaction: clears the showing tip, moves fatigue, closes a done todo, and
         teaches the learned statistics (domain.learning); answers are counted by policy."""
         key = message.key
-        before = self._load(key)
-        if before is None or before.deletion_requested or self._was_forgotten(key):
+        if self._was_forgotten(key):
+            return
+        before, outbox = await self._load(key)
+        if before is None or before.deletion_requested:
             return
         now = _later(record.occurred_at)
         state, changed = apply_feedback(before, record.decision_id, record.reaction,
@@ -154,7 +166,7 @@ class Engine:
                 self.counters.inc("oo_seen_with_dwell_total")
                 self.counters.inc("oo_seen_dwell_ms_total", by=record.dwell_ms)
             await self._plan(message, key, before, state, None, now)
-            self._store(key, state)
+            self._store(key, state, outbox)
 
     async def _on_timer(self, message: Any, command: TimerScheduled) -> None:
         key = message.key
@@ -168,11 +180,14 @@ class Engine:
         stored = timers.get(command.timer_id)
         if stored is None or abs(float(stored[1]) - command.fire_at.timestamp()) > 1e-3:
             self.counters.inc("oo_timers_stale_total", "purpose", command.purpose)
-            return  # already fired, moved or cancelled: a duplicate firing is a no-op
+            # Already fired, moved or cancelled: a duplicate firing is a no-op, except that a
+            # redelivered firing whose decision a crash left unconfirmed sends it (in _load).
+            await self._load(key)
+            return
         del timers[command.timer_id]
         self.timers[key] = encode_entry(message.partition, timers)
         self.counters.inc("oo_timers_fired_total", "purpose", command.purpose)
-        before = self._load(key)
+        before, outbox = await self._load(key)
         if before is None:
             return
         trigger = TimerFired(command.timer_id, command.purpose, command.fire_at, command.ref)
@@ -184,14 +199,14 @@ class Engine:
                 self._count_answer(before, command.ref or "", "ignored")
                 await self._ignored(before, command, now)
         else:
-            state = await self._decide(before, trigger, now, propagated(message.headers))
+            state = await self._decide(before, trigger, now, propagated(message.headers), outbox)
         await self._plan(message, key, before, state, trigger, now)
-        self._store(key, state)
+        self._store(key, state, outbox)
 
     # --- steps ----------------------------------------------------------
 
     async def _decide(self, state: UserFeatures, trigger: Trigger, now: datetime,
-                      headers: list[tuple[str, bytes]]) -> UserFeatures:
+                      headers: list[tuple[str, bytes]], outbox: list[Unconfirmed]) -> UserFeatures:
         result = decide(state, trigger, now, policy=self.policy, shadow_policies=self.shadow)
         if not isinstance(result, Decision):
             self.counters.inc("oo_skips_total", "why", result.guard or result.stage)
@@ -208,8 +223,9 @@ class Engine:
             reason=result.reason, tip=Tip(**result.tip.to_dict()),
             context_snapshot=dict(result.context_snapshot), expires_at=result.expires_at,
         )
-        await self.decided.send(key=state.user_id.encode(), value=encode(record),
-                                headers=headers or None)
+        value = encode(record)
+        await self._publish(state.user_id.encode(), result.decision_id, value, headers)
+        outbox.append(Unconfirmed(result.decision_id, value.decode()))
         self.counters.inc("oo_decisions_total", "moment", result.moment)
         self.counters.inc("oo_decisions_by_policy_total", "policy", result.policy)
         log.info("decided %s for %s: %s", result.decision_id, state.user_id, result.reason)
@@ -301,11 +317,47 @@ class Engine:
             del self.forgotten[oldest]
         return key in self.forgotten
 
-    def _load(self, key: bytes) -> UserFeatures | None:
-        return load_state(self.features.get(key))
+    async def _load(self, key: bytes) -> tuple[UserFeatures | None, list[Unconfirmed]]:
+        """The person's state and unconfirmed decisions; those no send of this process
+        accounts for (a crashed or previous owner's) are published again first, so a
+        decision the state records is never lost (docs/adr/0010-decisions-before-state.md)."""
+        state, outbox = load_entry(self.features.get(key))
+        for entry in outbox:
+            if entry.decision_id not in self.inflight and entry.decision_id not in self.acked:
+                await self._publish(key, entry.decision_id, entry.record.encode(), [])
+                self.counters.inc("oo_decisions_resent_total")
+                log.info("re-sent unconfirmed decision %s for %s", entry.decision_id,
+                         key.decode(errors="replace"))
+        return state, outbox
 
-    def _store(self, key: bytes, state: UserFeatures) -> None:
-        self.features[key] = dump_state(state)
+    def _store(self, key: bytes, state: UserFeatures, outbox: list[Unconfirmed]) -> None:
+        """Write the state with the decisions the broker has not confirmed yet."""
+        pending = []
+        for entry in outbox:
+            if entry.decision_id in self.acked:
+                del self.acked[entry.decision_id]  # confirmed: the state need not carry it
+            else:
+                pending.append(entry)
+        if len(pending) > OUTBOX_LIMIT:
+            log.warning("%d unconfirmed decisions for %s: keeping the newest %d", len(pending),
+                        key.decode(errors="replace"), OUTBOX_LIMIT)
+            pending = pending[-OUTBOX_LIMIT:]
+        self.features[key] = dump_state(state, pending)
+
+    async def _publish(self, key: bytes, decision_id: str, value: bytes,
+                       headers: list[tuple[str, bytes]]) -> None:
+        """Send a decision; its acknowledgement (or failure) is noted when the broker answers."""
+        future = await self.decided.send(key=key, value=value, headers=headers or None)
+        self.inflight.add(decision_id)
+        future.add_done_callback(partial(self._answered, decision_id))
+
+    def _answered(self, decision_id: str, future: Any) -> None:
+        self.inflight.discard(decision_id)
+        if future.cancelled() or future.exception() is not None:
+            return  # not confirmed: the next load of the person sends it again
+        self.acked[decision_id] = None
+        if len(self.acked) > ACKED_MEMORY:
+            del self.acked[next(iter(self.acked))]
 
     # --- the firing loop ------------------------------------------------
 

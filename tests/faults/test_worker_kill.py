@@ -102,7 +102,8 @@ async def test_signals_survive_repeated_sigkills_once_each_and_in_order(topics, 
     with capsys.disabled():
         print(f"\nworker kill: {PEOPLE * PER_PERSON} signals to {PEOPLE} people in "
               f"{produced_s:.1f} s, {kills} SIGKILLs; redelivered and dropped as duplicates "
-              f"(at least): {duplicates}; decisions: {len(decided)} for {len(picks)} moments; "
+              f"(at least): {duplicates}; decisions: {len(decided)} records of "
+              f"{len({d.decision_id for d in decided})} decision ids for {len(picks)} moments; "
               f"lost {len(lost)}, counted twice {len(twice)}, out of order {len(disorder)}, "
               f"moments with two tips {len(doubled)}")
     assert not lost, f"{len(lost)} people lost signals"
