@@ -65,7 +65,9 @@ SIGNALS: dict[str, TopicSpec] = {
 }
 
 TIPS_DECIDED = TopicSpec(
-    "oo.tips.decided", TipDecided, "Every tip decision, with its context snapshot.", 30 * DAY_MS
+    "oo.tips.decided", TipDecided,
+    "Every tip decision, with its context snapshot. At least once: a decision id can repeat "
+    "(after a worker crash); keep the first.", 30 * DAY_MS
 )
 FEEDBACK = TopicSpec("oo.feedback", FeedbackGiven, "Reactions to tips.", 90 * DAY_MS)
 TIMERS = TopicSpec("oo.timers", TimerScheduled, "Durable per-user timers (set/cancel).", 30 * DAY_MS)
