@@ -83,14 +83,36 @@ def _rewind_uncommitted(app: faust.App, consumer: Any) -> None:
     consumer.seek_to_committed = seek_to_committed_or_beginning
 
 
-def create_app(settings: Settings) -> faust.App:
-    """Build the Faust app for `settings` with every agent registered."""
+ROLES = ("all", "engine", "notify")
+
+
+def app_id_for(settings: Settings, role: str = "all") -> str:
+    """The Faust app id (consumer group, changelog prefix) of a worker running `role`.
+
+    The notifier alone is an app of its own (`<OO_APP_ID>-notify`): a Faust group's
+    members must all run the same agents. "all" and "engine" share OO_APP_ID, so a
+    deployment that splits keeps the engine's tables and offsets.
+    """
+    if role not in ROLES:
+        raise ValueError(f"unknown worker role {role!r}; one of {', '.join(ROLES)}")
+    return f"{settings.app_id}-notify" if role == "notify" else settings.app_id
+
+
+def create_app(settings: Settings, role: str = "all") -> faust.App:
+    """Build the Faust app for `settings` with the agents of `role` registered.
+
+    "all" runs every agent in one process; "engine" (signals, timers, feedback →
+    state and decisions) and "notify" (decisions → pushes) split them in two
+    processes, so the engine's core is not shared with the notifier's
+    (docs/pipeline.md, "Processes").
+    """
+    app_id = app_id_for(settings, role)
     # One folder per app id and worker (by web port): Faust names table stores by
     # table only, so two apps or two workers on one host must never share a folder.
-    datadir = settings.state_dir / "faust" / f"{settings.app_id}-worker-{settings.worker_web_port}"
+    datadir = settings.state_dir / "faust" / f"{app_id}-worker-{settings.worker_web_port}"
     datadir.mkdir(parents=True, exist_ok=True)
     app = App(
-        settings.app_id,
+        app_id,
         broker=[f"kafka://{hp}" for hp in settings.kafka_bootstrap],
         store=settings.table_store,
         datadir=str(datadir),
@@ -121,8 +143,10 @@ def create_app(settings: Settings) -> faust.App:
     )
     counters = Counters()
     dead = deadletters.DeadLetterSink(app, counters)
-    engine.register(app, settings, dead, counters)
-    notify.register(app, settings, dead, counters)
+    if role in ("all", "engine"):
+        engine.register(app, settings, dead, counters)
+    if role in ("all", "notify"):
+        notify.register(app, settings, dead, counters)
     _register_pages(app, settings, counters)
     return app
 

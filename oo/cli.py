@@ -91,7 +91,12 @@ def _parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="run the Faust worker (the agents)",
                             description="Run the Faust worker: creates missing topics, then runs "
-                            "every agent. Health on OO_WORKER_WEB_PORT (/health, /ready, /metrics).")
+                            "the agents of its role. Health on OO_WORKER_WEB_PORT (/health, "
+                            "/ready, /metrics): give each worker process its own port.")
+    worker.add_argument("--role", choices=("all", "engine", "notify"), default="all",
+                        help="all: every agent in this process (default); engine: signals, "
+                        "timers and feedback into state and decisions; notify: decisions into "
+                        "pushes, as its own group OO_APP_ID-notify (run one of each to split)")
     worker.set_defaults(run=_worker)
 
     webp = sub.add_parser("web", help="run the web app (PWA + API)",
@@ -258,7 +263,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from topics.admin import ensure_internal_topics
 
     _create_topics(settings, _say)
-    app = create_app(settings)
+    app = create_app(settings, args.role)
     # Before Faust declares them itself, racing its own consumer's metadata.
     asyncio.run(ensure_internal_topics(settings.kafka_bootstrap_servers, internal_topics(app),
                                        log=_say))

@@ -21,11 +21,14 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 class Worker:
     """`oo worker` with its own app id (consumer group and tables); restartable."""
 
-    def __init__(self, settings, app_id: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, settings, app_id: str, env: dict[str, str] | None = None,
+                 role: str = "all") -> None:
         self.settings = settings
         self.app_id = app_id
         self.extra_env = env or {}
-        self.base = f"http://127.0.0.1:{settings.worker_web_port}"
+        self.role = role
+        port = self.extra_env.get("OO_WORKER_WEB_PORT", settings.worker_web_port)
+        self.base = f"http://127.0.0.1:{port}"
         self.process = None
         self.starts = 0
 
@@ -34,7 +37,7 @@ class Worker:
         port = self.base.rsplit(":", 1)[1]  # workers of one app id run on different ports
         self.log = ARTIFACTS / f"worker-{self.app_id}-{port}-{self.starts}.log"
         env = {**oo_test_environ(), "OO_APP_ID": self.app_id, **self.extra_env}
-        self.process = oo_process(["worker"], env, self.log)
+        self.process = oo_process(["worker", "--role", self.role], env, self.log)
         wait_http(f"{self.base}/ready", process=self.process, log=self.log)
 
     def stop(self, sig: int = signal.SIGTERM) -> int:

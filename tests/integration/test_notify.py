@@ -54,8 +54,12 @@ def push_service(tmp_path_factory):
 
 
 @pytest.fixture
-async def notifying(kafka, postgres, settings, push_service, tmp_path):
-    """A worker that pushes through the local push service, a person with two devices."""
+async def notifying(request, kafka, postgres, settings, push_service, tmp_path):
+    """A worker that pushes through the local push service, a person with two devices.
+
+    Parametrized indirectly with "split": an engine worker and a notify worker instead
+    (`oo worker --role engine` / `--role notify`), as a deployment that splits them runs.
+    """
     client, ca_file = push_service
     key = tmp_path / "vapid.pem"
     public_key = generate_keys(key)
@@ -70,15 +74,23 @@ async def notifying(kafka, postgres, settings, push_service, tmp_path):
             "INSERT INTO push_subscriptions (user_id, endpoint, p256dh, auth) VALUES ($1,$2,$3,$4) "
             "RETURNING id", user_id, sub["endpoint"], sub["keys"]["p256dh"], sub["keys"]["auth"])
         devices.append((client.subscription_id(sub["endpoint"]), sub_id))
-    worker = Worker(settings, f"oo-test-{uuid.uuid4().hex[:8]}", env={
-        "OO_PUSH_CA_FILE": str(ca_file), "OO_PUSH_EXTRA_HOSTS": f"127.0.0.1:{PUSH_PORT}",
-        "OO_VAPID_PRIVATE_KEY": str(key)})
-    worker.start()
+    env = {"OO_PUSH_CA_FILE": str(ca_file), "OO_PUSH_EXTRA_HOSTS": f"127.0.0.1:{PUSH_PORT}",
+           "OO_VAPID_PRIVATE_KEY": str(key)}
+    app_id = f"oo-test-{uuid.uuid4().hex[:8]}"
+    if getattr(request, "param", "one") == "split":
+        workers = [Worker(settings, app_id, env=env, role="engine"),
+                   Worker(settings, app_id, role="notify",
+                          env={**env, "OO_WORKER_WEB_PORT": str(port(26067))})]
+    else:
+        workers = [Worker(settings, app_id, env=env)]
+    for worker in workers:
+        worker.start()
     try:
         yield {"client": client, "db": db, "user": str(user_id), "devices": devices,
-               "worker": worker}
+               "worker": workers[-1]}
     finally:
-        worker.stop()
+        for worker in workers:
+            worker.stop()
         await db.execute("DELETE FROM users WHERE id = $1", user_id)
         await db.close()
 
@@ -205,6 +217,7 @@ async def test_an_answer_or_an_expiry_closes_the_tip_on_every_device_once(kafka,
                              ignored.decision_id) == "ignored"
 
 
+@pytest.mark.parametrize("notifying", ["one", "split"], indirect=True)
 async def test_a_todo_completed_at_its_source_closes_its_tip_everywhere(kafka, notifying):
     client, db, user = notifying["client"], notifying["db"], notifying["user"]
     key = user.encode()
