@@ -34,6 +34,9 @@ def parser() -> argparse.ArgumentParser:
                    "(default: 200, then 1000, the target)")
     p.add_argument("--duration", type=float, default=10.0,
                    help="seconds of each latency phase per run; 0 skips them (default 10)")
+    p.add_argument("--no-split", action="store_true",
+                   help="skip the latency phases with the engine and the notifier in two "
+                   "processes (oo worker --role engine / --role notify)")
     p.add_argument("--stage-signals", type=int, default=20_000,
                    help="signals of the in-process CPU-per-stage measurement; 0 skips it "
                    "(default 20000)")

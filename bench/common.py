@@ -133,7 +133,11 @@ class BenchError(RuntimeError):
 
 @dataclass
 class WorkerProcess:
-    """One `oo worker` with a fresh app id: a new consumer group and empty tables."""
+    """One `oo worker` with a fresh app id: a new consumer group and empty tables.
+
+    `role` is `oo worker --role` (a "notify" worker's group is `<app_id>-notify`);
+    `web_port` overrides OO_WORKER_WEB_PORT, for a second worker beside the first.
+    """
 
     settings: Settings
     log_dir: Path
@@ -141,14 +145,21 @@ class WorkerProcess:
     module: str = "oo"  # `python -m oo worker`; "bench.floor" for the Faust floor
     app_id: str = field(default_factory=lambda: f"oo-bench-{uuid.uuid4().hex[:8]}")
     process: subprocess.Popen[bytes] | None = None
+    role: str = "all"
+    web_port: int | None = None
+
+    @property
+    def port(self) -> int:
+        return self.web_port or self.settings.worker_web_port
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.settings.worker_web_port}"
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def log(self) -> Path:
-        return self.log_dir / f"worker-{self.app_id}.log"
+        role = "" if self.role == "all" else f"-{self.role}"
+        return self.log_dir / f"worker-{self.app_id}{role}.log"
 
     @property
     def pid(self) -> int:
@@ -157,13 +168,14 @@ class WorkerProcess:
 
     def start(self, timeout: float = 120) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        env = bench_environ(OO_APP_ID=self.app_id)
+        env = bench_environ(OO_APP_ID=self.app_id, OO_WORKER_WEB_PORT=str(self.port))
+        role = ["--role", self.role] if self.module == "oo" else []
         if self.faust_overrides:
             # Same code path, with Faust settings overridden (bench/worker.py).
             env["OO_BENCH_FAUST"] = json.dumps(self.faust_overrides)
-            command = [sys.executable, "-m", "bench.worker", self.module]
+            command = [sys.executable, "-m", "bench.worker", self.module, *role]
         elif self.module == "oo":
-            command = [sys.executable, "-m", "oo", "worker"]
+            command = [sys.executable, "-m", "oo", "worker", *role]
         else:
             command = [sys.executable, "-m", self.module]
         with self.log.open("ab") as out:  # a restart appends
@@ -204,8 +216,8 @@ class WorkerProcess:
     def cleanup(self) -> None:
         """Remove the worker's RocksDB folders (its changelog topics go with the topic reset)."""
         faust_dir = self.settings.state_dir / "faust"
-        port = self.settings.worker_web_port
-        for path in (faust_dir / f"{self.app_id}-worker-{port}", faust_dir / f"worker-{port}"):
+        port, app_id = self.port, self.app_id + ("-notify" if self.role == "notify" else "")
+        for path in (faust_dir / f"{app_id}-worker-{port}", faust_dir / f"worker-{port}"):
             shutil.rmtree(path, ignore_errors=True)
 
 

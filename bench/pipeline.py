@@ -15,7 +15,10 @@ In one run, side by side, against the real local broker:
    between 10 % and 90 % of them, and the worker's and the broker's CPU per signal;
 5. **latency** — an open-loop constant rate of app openings that each make
    a decision, sent with `oo-sent-ns` in the headers; the decision inherits
-   the header, and a consumer of oo.tips.decided takes receive time − sent time.
+   the header, and a consumer of oo.tips.decided takes receive time − sent time;
+6. **latency, split** — the same, with the engine and the notifier in two
+   processes (`oo worker --role engine` on the same tables, `--role notify`
+   caught up first): what the notify agents' share of the engine's core costs.
 
 Each of the K runs starts from fresh topics and a freshly produced backlog;
 the figures are medians and ratios (docs/benchmarks.md).
@@ -264,9 +267,11 @@ async def _wait_folded(worker: WorkerProcess, target: int, timeout: float) -> No
         await asyncio.sleep(0.1)
 
 
-async def latency(bootstrap: str, worker: WorkerProcess, rates: Sequence[float],
+async def latency(bootstrap: str, workers: Sequence[WorkerProcess], rates: Sequence[float],
                   duration: float, already_folded: int, drain: float = 20.0) -> list[dict[str, float]]:
     """Open-loop app openings at each of `rates`/s for `duration` s: signal → decision latencies.
+
+    `workers[0]` runs the engine; the CPU reported is all of theirs together.
 
     Each app opening is sent at its planned time whatever happened to the ones
     before (open loop: a slow worker cannot slow the load down and hide its own
@@ -291,7 +296,7 @@ async def latency(bootstrap: str, worker: WorkerProcess, rates: Sequence[float],
         futures = [await producer.send(lifecycle, value=_lifecycle(u, now), key=u.encode())
                    for u in everyone]
         await asyncio.gather(*futures)
-        await _wait_folded(worker, already_folded + len(everyone), timeout=300)
+        await _wait_folded(workers[0], already_folded + len(everyone), timeout=300)
         await asyncio.sleep(2)  # the timers their creation planned are consumed too
         meta = await consumer._client.fetch_all_metadata()
         parts = [TopicPartition(TIPS_DECIDED.name, p)
@@ -299,7 +304,7 @@ async def latency(bootstrap: str, worker: WorkerProcess, rates: Sequence[float],
         consumer.assign(parts)
         out = []
         for rate, users in zip(rates, people, strict=True):
-            out.append(await _open_loop(producer, consumer, parts, worker, rate, users, drain))
+            out.append(await _open_loop(producer, consumer, parts, workers, rate, users, drain))
             lat = out[-1]
             say(f"  latency at {rate:,.0f}/s: p50 {_ms(lat['p50'])}, p99 {_ms(lat['p99'])}, "
                 f"max {_ms(lat['max'])}; {lat['received']:,} of {lat['sent']:,} decisions; "
@@ -310,8 +315,9 @@ async def latency(bootstrap: str, worker: WorkerProcess, rates: Sequence[float],
         await producer.stop()
 
 
-async def _open_loop(producer: Any, consumer: Any, parts: list[Any], worker: WorkerProcess,
-                     rate: float, users: Sequence[str], drain: float) -> dict[str, float]:
+async def _open_loop(producer: Any, consumer: Any, parts: list[Any],
+                     workers: Sequence[WorkerProcess], rate: float, users: Sequence[str],
+                     drain: float) -> dict[str, float]:
     context = SIGNALS["context"].name
     tag = uuid.uuid4().hex[:8]
     await consumer.seek_to_end(*parts)
@@ -337,7 +343,7 @@ async def _open_loop(producer: Any, consumer: Any, parts: list[Any], worker: Wor
         done.set()
 
     receiver = asyncio.create_task(receive())
-    cpu0 = worker.cpu()
+    cpu0 = sum(w.cpu() for w in workers)
     lateness = 0.0
     i = 0
     while i < len(users):
@@ -351,7 +357,7 @@ async def _open_loop(producer: Any, consumer: Any, parts: list[Any], worker: Wor
         await asyncio.sleep(max(0.0, begin + i / rate - time.monotonic()))
     await producer.flush()
     sent_s = time.monotonic() - begin
-    cpu = worker.cpu() - cpu0
+    cpu = sum(w.cpu() for w in workers) - cpu0
     try:
         await asyncio.wait_for(done.wait(), timeout=drain)
     except TimeoutError:
@@ -359,7 +365,8 @@ async def _open_loop(producer: Any, consumer: Any, parts: list[Any], worker: Wor
     receiver.cancel()
     received = len(latencies)
     if not received:
-        raise BenchError(f"no decision came back for {len(users)} app openings; log {worker.log}")
+        raise BenchError(f"no decision came back for {len(users)} app openings; log "
+                         f"{workers[0].log}")
     padded = latencies + [math.inf] * (len(users) - received)
     return {
         "target_rate": rate, "sent": len(users), "received": received,
@@ -569,7 +576,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": machine(), "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "args": {"signals": args.signals, "runs": args.runs, "rates": args.rates,
                  "duration": args.duration, "log_level": args.log_level, "faust": overrides},
-        "raw": [], "floor": [], "engine": [], "latency": [], "produce": [],
+        "raw": [], "floor": [], "engine": [], "latency": [], "latency_split": [],
+        "produce": [],
     }
     say(f"generating {args.signals:,} simulated signals (~{SIGNALS_PER_PERSON} per person, "
         "2 simulated days from now)")
@@ -647,10 +655,49 @@ def _one_run(args: argparse.Namespace, settings: Settings, signals: Sequence[Sig
             f"{engine['decisions']:,} decisions")
         if args.duration > 0 and args.rates:
             results["latency"].append(asyncio.run(latency(
-                bootstrap, worker, args.rates, args.duration, len(backlog))))
+                bootstrap, [worker], args.rates, args.duration, len(backlog))))
+            if not args.no_split:
+                worker.stop()
+                results["latency_split"].append(_split_latency(args, settings, overrides,
+                                                               log_dir, worker.app_id))
     finally:
         worker.stop()
         worker.cleanup()
+
+
+def _split_latency(args: argparse.Namespace, settings: Settings, overrides: dict[str, Any],
+                   log_dir: Path, app_id: str) -> list[dict[str, float]]:
+    """The latency phases again, with `oo worker --role engine` and `--role notify`."""
+    engine = WorkerProcess(settings, log_dir, overrides, app_id=app_id, role="engine")
+    notifier = WorkerProcess(settings, log_dir, overrides, app_id=app_id, role="notify",
+                             web_port=settings.worker_web_port + 1)
+    say("  latency, split: `oo worker --role engine` (same tables) and `--role notify` "
+        "(a new group: it reads every decision so far first)")
+    try:
+        engine.start()
+        notifier.start()
+        asyncio.run(_caught_up(notifier, timeout=300))
+        return asyncio.run(latency(settings.kafka_bootstrap_servers, [engine, notifier],
+                                   args.rates, args.duration, already_folded=0))
+    finally:
+        for process in (notifier, engine):
+            process.stop()
+        notifier.cleanup()
+
+
+async def _caught_up(worker: WorkerProcess, timeout: float) -> None:
+    """Until the worker's consumer lag, summed over its partitions, is 0 twice in a row."""
+    deadline = time.monotonic() + timeout
+    zero = 0
+    while zero < 2:
+        worker.check_alive()
+        text = await asyncio.to_thread(worker.counters)
+        lag = text.get("oo_consumer_lag")
+        zero = zero + 1 if lag == 0 else 0
+        if time.monotonic() > deadline:
+            raise BenchError(f"the {worker.role} worker still lags {lag} after {timeout:.0f}s; "
+                             f"log {worker.log}")
+        await asyncio.sleep(0.5)
 
 
 def summarize(results: dict[str, Any]) -> dict[str, Any]:
@@ -670,19 +717,26 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
         "engine_to_floor": median([e["rate"] / f["rate"]
                                    for e, f in zip(engine, results["floor"], strict=False)]),
         "decisions": median([e["decisions"] for e in engine]),
-        "latency": [],
+        "latency": _latency_summary(results["latency"], results["args"]["rates"]),
+        "latency_split": _latency_summary(results["latency_split"], results["args"]["rates"]),
     }
-    runs = results["latency"]
-    for i, rate in enumerate(results["args"]["rates"] if runs else []):
+    return summary
+
+
+def _latency_summary(runs: list[list[dict[str, float]]], rates: Sequence[float]) -> list[
+        dict[str, Any]]:
+    out = []
+    for i, rate in enumerate(rates if runs else []):
         phase = [run[i] for run in runs]
-        entry = {"rate": rate, "achieved": median([x["rate"] for x in phase]),
+        entry: dict[str, Any] = {"rate": rate, "achieved": median([x["rate"] for x in phase]),
                  "received": sum(x["received"] for x in phase),
                  "sent": sum(x["sent"] for x in phase),
-                 "worker_cores": median([x["worker_cores"] for x in phase])}
+                 "worker_cores": median([x["worker_cores"] for x in phase]),
+                 "p99_runs": [x["p99"] for x in phase]}
         for q in ("p50", "p90", "p99", "max"):
             entry[q] = median([x[q] for x in phase])
-        summary["latency"].append(entry)
-    return summary
+        out.append(entry)
+    return out
 
 
 def _print_stages(stages: dict[str, Any]) -> None:
@@ -723,12 +777,15 @@ def print_summary(results: dict[str, Any]) -> None:
         parts = ", ".join(f"{k} {v:.0f}" for k, v in st["stages"].items())
         print(f"CPU µs/signal by stage (in process): {parts}; sum {st['total']:.0f} of the "
               f"worker's {s['engine_cpu_us']:.0f} (the rest: Faust, aiokafka, asyncio, logging)")
-    for entry in s["latency"]:
-        verdict = ""
-        if entry["rate"] == 1000:
-            verdict = f"; target p99 < 50 ms: {'met' if entry['p99'] < 50 else 'MISSED'}"
-        print(f"signal → decision, open loop {entry['rate']:,.0f}/s (sent at "
-              f"{entry['achieved']:,.0f}/s): p50 {_ms(entry['p50'])}, p90 {_ms(entry['p90'])}, "
-              f"p99 {_ms(entry['p99'])}, max {_ms(entry['max'])}; {entry['received']:,} of "
-              f"{entry['sent']:,} decisions arrived{verdict}")
+    for label, key in (("one worker", "latency"), ("engine + notify workers", "latency_split")):
+        for entry in s[key]:
+            verdict = ""
+            if entry["rate"] == 1000:
+                verdict = f"; target p99 < 50 ms: {'met' if entry['p99'] < 50 else 'MISSED'}"
+            print(f"signal → decision, {label}, open loop {entry['rate']:,.0f}/s (sent at "
+                  f"{entry['achieved']:,.0f}/s): p50 {_ms(entry['p50'])}, p90 "
+                  f"{_ms(entry['p90'])}, p99 {_ms(entry['p99'])} (runs: "
+                  f"{', '.join(_ms(p) for p in entry['p99_runs'])}), max {_ms(entry['max'])}; "
+                  f"{entry['received']:,} of {entry['sent']:,} decisions arrived; workers "
+                  f"{entry['worker_cores']:.2f} cores{verdict}")
     print(line)

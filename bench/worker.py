@@ -36,7 +36,7 @@ def main(argv: list[str]) -> int:
         return floor_main()
     from oo.cli import main as oo_main
 
-    return oo_main(["worker"])
+    return oo_main(["worker", *argv[1:]])
 
 
 if __name__ == "__main__":
