@@ -322,6 +322,8 @@ class Engine:
         accounts for (a crashed or previous owner's) are published again first, so a
         decision the state records is never lost (docs/adr/0010-decisions-before-state.md)."""
         state, outbox = load_entry(self.features.get(key))
+        if state is not None and state.deletion_requested:
+            return state, []  # being forgotten: nothing of theirs goes out again
         for entry in outbox:
             if entry.decision_id not in self.inflight and entry.decision_id not in self.acked:
                 await self._publish(key, entry.decision_id, entry.record.encode(), [])
