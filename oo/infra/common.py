@@ -57,12 +57,22 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    # A zombie child still answers kill(0); treat it as gone.
+    # A zombie still answers kill(0); treat it as gone. But the main thread of a process
+    # shows as a zombie as soon as it exits, while the other threads may still be running
+    # and holding the process's files and sockets (a SIGKILLed JVM winds down its threads
+    # for a while, its listening port still open): alive until every thread has exited.
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return True
+        threads = list(Path(f"/proc/{pid}/task").iterdir())
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()  # no /proc to look at: trust kill(0)
+    for thread in threads:
+        try:
+            state = (thread / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue  # that thread is gone already
+        if state not in ("Z", "X"):
+            return True
+    return False
 
 
 def stop_pid(pid: int, *, timeout: float, log: Log, name: str) -> None:
