@@ -36,6 +36,7 @@ CHANNEL = "oo_outbox"
 LOCK_ID = 0x6F6F_0001  # pg advisory lock held by the one publishing relay
 BATCH = 500
 RETRY_CAP_S = 10.0
+STOP_TIMEOUT_S = 5.0  # closing the producer on shutdown (see OutboxRelay._stop_producer)
 
 
 async def add(conn: asyncpg.Connection, topic: TopicSpec, record: Event,
@@ -110,8 +111,26 @@ class OutboxRelay:
                         pass
         finally:
             if producer is not None:
-                await producer.stop()
+                await self._stop_producer(producer)
             await conn.close(timeout=5)  # closing releases the advisory lock
+
+    async def _stop_producer(self, producer: AIOKafkaProducer) -> None:
+        """Close the producer; on shutdown, give up after STOP_TIMEOUT_S.
+
+        An idempotent aiokafka producer never expires a batch, so while the broker
+        is down `stop()` waits for it forever (aio-libs/aiokafka#1101). Between
+        retries that is right: the batch goes out when the broker is back. On
+        shutdown (the web cancels the relay after its own 15 s) it would hang the
+        process; the unsent rows are still in the outbox for the next relay.
+        """
+        if not self._stopping:
+            await producer.stop()
+            return
+        try:
+            await asyncio.wait_for(producer.stop(), STOP_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("outbox relay: the producer did not close in %.0f s (broker down?); "
+                        "its unsent rows stay in the outbox", STOP_TIMEOUT_S)
 
     def _notified(self, *_: object) -> None:
         self._wake.set()

@@ -127,3 +127,43 @@ def _kill(broker) -> None:
     while pid_alive(pid):
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+async def test_the_web_shuts_down_in_bounded_time_while_the_broker_is_down(
+        broker, topics, postgres, tmp_path):
+    """An idempotent producer never expires a batch (aio-libs/aiokafka#1101): a relay holding
+    one while the broker is down used to hang the web's shutdown for good. The row stays."""
+    own = Settings.from_env({**oo_test_environ(), "OO_KAFKA_BOOTSTRAP": topics,
+                             "OO_VAPID_PRIVATE_KEY": str(tmp_path / "vapid.pem")})
+    db = await asyncpg.connect(postgres)
+    user_id = await db.fetchval("INSERT INTO users DEFAULT VALUES RETURNING id")
+    session = await open_session(db, user_id)
+    headers = {"Cookie": f"{COOKIE}={session.token}", "X-CSRF-Token": session.csrf_token}
+
+    async def queued() -> int:
+        return await db.fetchval("SELECT count(*) FROM outbox WHERE key = $1", str(user_id))
+
+    client = TestClient(TestServer(create_app(own)))
+    await client.start_server()
+    try:
+        response = await client.post("/api/context", json={"kind": "page_visible"},
+                                     headers=headers)
+        assert response.status == 202
+        deadline = time.monotonic() + 60
+        while await queued():  # the relay leads and publishes
+            assert time.monotonic() < deadline, "the relay never published"
+            await asyncio.sleep(0.2)
+        broker.down()
+        response = await client.post("/api/context", json={"kind": "page_hidden"},
+                                     headers=headers)
+        assert response.status == 202
+        await asyncio.sleep(2)  # the relay has the row's batch in its producer by now
+        started = time.monotonic()
+        await step(client.close(), 60, "the web's shutdown with the broker down")
+        took = time.monotonic() - started
+        assert await queued() == 1, "the accepted event left the outbox without a broker"
+    finally:
+        broker.up()
+        await db.execute("DELETE FROM users WHERE id = $1", user_id)
+        await db.close()
+    print(f"\nweb shutdown with the broker down: {took:.1f} s")
