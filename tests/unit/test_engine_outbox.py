@@ -92,12 +92,19 @@ def outbox_of(table: dict) -> list[str]:
     return [entry.decision_id for entry in load_entry(table[KEY])[1]]
 
 
-async def test_a_decision_the_crash_left_unconfirmed_is_sent_again_on_redelivery(tmp_path):
+async def decided_once(tmp_path) -> tuple[dict, Engine, bytes, asyncio.Future]:
+    """An engine that made one decision (an app opening) whose send is not answered yet."""
     table: dict = {}
-    first = engine(tmp_path, table)
-    await first.handle(account())
-    await first.handle(opened(0))
-    (key, value, _unanswered), = first.decided.sent
+    worker = engine(tmp_path, table)
+    await worker.handle(account())
+    await worker.handle(opened(0))
+    (key, value, answer), = worker.decided.sent
+    assert key == KEY
+    return table, worker, value, answer
+
+
+async def test_a_decision_the_crash_left_unconfirmed_is_sent_again_on_redelivery(tmp_path):
+    table, _crashed, value, _unanswered = await decided_once(tmp_path)
     decision = decode(TipDecided, value)
     assert outbox_of(table) == [decision.decision_id]
 
@@ -106,7 +113,7 @@ async def test_a_decision_the_crash_left_unconfirmed_is_sent_again_on_redelivery
     await second.handle(opened(0))  # the uncommitted signal again: a duplicate to the fold
     assert second.counters.get("oo_signals_duplicate_total", "domain", "context") == 1
     (key_again, value_again, answer), = second.decided.sent
-    assert (key_again, value_again) == (key, value), "the same decision, byte for byte"
+    assert (key_again, value_again) == (KEY, value), "the same decision, byte for byte"
     assert second.counters.get("oo_decisions_resent_total") == 1
 
     answer.set_result(None)
@@ -116,11 +123,7 @@ async def test_a_decision_the_crash_left_unconfirmed_is_sent_again_on_redelivery
 
 
 async def test_a_confirmed_decision_leaves_the_state_and_is_never_sent_twice(tmp_path):
-    table: dict = {}
-    worker = engine(tmp_path, table)
-    await worker.handle(account())
-    await worker.handle(opened(0))
-    (_, value, answer), = worker.decided.sent
+    table, worker, value, answer = await decided_once(tmp_path)
     first_id = decode(TipDecided, value).decision_id
     await worker.handle(opened(0))  # redelivered while the send is in flight: nothing to send
     assert len(worker.decided.sent) == 1
@@ -128,17 +131,14 @@ async def test_a_confirmed_decision_leaves_the_state_and_is_never_sent_twice(tmp
     await settle()
     await worker.handle(opened(1))
     assert first_id not in outbox_of(table)
-    await engine(tmp_path, table).handle(opened(0))  # a later owner has nothing to re-send
-    assert worker.counters.get("oo_decisions_resent_total") == 0
-    assert all(entry != first_id for entry in outbox_of(table))
+    later = engine(tmp_path, table)  # a later owner of the partition
+    await later.handle(opened(0))
+    assert later.counters.get("oo_decisions_resent_total") == 0
+    assert all(decode(TipDecided, v).decision_id != first_id for _, v, _ in later.decided.sent)
 
 
 async def test_a_failed_send_is_retried_by_the_next_event_of_the_person(tmp_path):
-    table: dict = {}
-    worker = engine(tmp_path, table)
-    await worker.handle(account())
-    await worker.handle(opened(0))
-    (_, value, answer), = worker.decided.sent
+    _, worker, value, answer = await decided_once(tmp_path)
     answer.set_exception(RuntimeError("broker said no"))
     await settle()
     await worker.handle(opened(1))
@@ -147,9 +147,8 @@ async def test_a_failed_send_is_retried_by_the_next_event_of_the_person(tmp_path
     assert worker.counters.get("oo_decisions_resent_total") == 1
 
 
-def test_the_outbox_rides_in_the_state_value_and_old_values_read_without_one(tmp_path):
-    table: dict = {}
-    asyncio.run(_decide_once(tmp_path, table))
+async def test_the_outbox_rides_in_the_state_value_and_old_values_read_without_one(tmp_path):
+    table, *_ = await decided_once(tmp_path)
     stored = orjson.loads(table[KEY])
     assert stored["signals_by_domain"] == {"lifecycle": 1, "context": 1}
     (decision_id, record), = stored["outbox"]
@@ -157,9 +156,3 @@ def test_the_outbox_rides_in_the_state_value_and_old_values_read_without_one(tmp
     del stored["outbox"]
     state, outbox = load_entry(orjson.dumps(stored))
     assert state is not None and state.user_id == USER and outbox == []
-
-
-async def _decide_once(tmp_path, table: dict) -> None:
-    worker = engine(tmp_path, table)
-    await worker.handle(account())
-    await worker.handle(opened(0))
