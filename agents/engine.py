@@ -28,7 +28,7 @@ import faust
 
 from agents.counters import Counters
 from agents.deadletters import DeadLetterSink
-from agents.state import Unconfirmed, dump_state, load_entry
+from agents.state import Entry, Unconfirmed, dump_forgotten, dump_state, load_entry
 from agents.schedule import TimerSchedule, decode_entry, encode_entry
 from domain.decide import Decision, decide
 from domain.features import (
@@ -41,7 +41,8 @@ from domain.features import (
 )
 from domain.moments import SignalTrigger, TimerFired, Trigger
 from domain.reward import is_answer
-from domain.timers import TimerCommand, plan_timers, tip_expired_unanswered
+from domain.clock import seconds
+from domain.timers import FORGET, TimerCommand, forget_timer, plan_timers, tip_expired_unanswered
 from oo.settings import Settings
 from topics.catalog import FEEDBACK, SIGNALS, TIMERS, TIPS_DECIDED
 from topics.codec import InvalidRecord, decode, encode
@@ -53,8 +54,6 @@ FEATURES_TABLE = "features"
 TIMERS_TABLE = "timers"
 SOURCE = "oo.engine"
 DOMAIN_BY_TOPIC = {spec.name: domain for domain, spec in SIGNALS.items()}
-# How long a deleted person's late signals are dropped (in memory, per worker).
-FORGET_WINDOW_S = 3600.0
 # Decisions acknowledged by the broker whose person's state still lists them (bounded: a
 # forgotten acknowledgement only means one harmless re-send of the same decision).
 ACKED_MEMORY = 65536
@@ -83,7 +82,7 @@ class Engine:
         self.feedback = _raw(app, FEEDBACK.name)
         self.timer_topic = _raw(app, TIMERS.name)
         self.schedule = TimerSchedule()
-        self.forgotten: dict[bytes, float] = {}  # deleted people: key -> when (monotonic)
+        self.forget_window_s = settings.forget_window_s
         # The outbox protocol (docs/adr/0010-decisions-before-state.md): decision ids sent by
         # this process and awaiting the broker, and those acknowledged (oldest first).
         self.inflight: set[str] = set()
@@ -120,24 +119,24 @@ class Engine:
 
     async def _on_signal(self, message: Any, record: Any, domain: str) -> None:
         key = message.key
-        if self._was_forgotten(key):
+        entry = load_entry(self.features.get(key))
+        if entry.forgotten:
+            # Published before the deletion, read after it: dropped, never folded back in.
             self.counters.inc("oo_signals_forgotten_total", "domain", domain)
+            if entry.forgotten_at is None:
+                self._forget(message, key, _later(record.occurred_at))  # an older version's marker
             return
-        before, outbox = await self._load(key)
-        if before is not None and before.deletion_requested:
-            self._forget(key, before)  # a marker an older version kept: tombstone it now
-            self.counters.inc("oo_signals_forgotten_total", "domain", domain)
-            return
+        before, outbox = entry.state, entry.outbox
         state, changed = fold(before, record, domain)
+        if changed and state.deletion_requested:
+            self.counters.inc("oo_signals_folded_total", "domain", domain)
+            self._forget(message, key, _later(record.occurred_at))  # nothing re-sent for them
+            return
+        await self._resend(key, entry)
         if not changed:
-            dropped = before is not None and before.deletion_requested
-            self.counters.inc("oo_signals_forgotten_total" if dropped
-                              else "oo_signals_duplicate_total", "domain", domain)
+            self.counters.inc("oo_signals_duplicate_total", "domain", domain)
             return
         self.counters.inc("oo_signals_folded_total", "domain", domain)
-        if state.deletion_requested:
-            self._forget(key, state)
-            return
         if domain == "tasks" and record.change == "completed":
             await self._done_elsewhere(before, record)
         now = _later(record.occurred_at)
@@ -150,11 +149,11 @@ class Engine:
         """A reaction: clears the showing tip, moves fatigue, closes a done todo, and
         teaches the learned statistics (domain.learning); answers are counted by policy."""
         key = message.key
-        if self._was_forgotten(key):
-            return
-        before, outbox = await self._load(key)
-        if before is None or before.deletion_requested:
-            return
+        entry = load_entry(self.features.get(key))
+        before, outbox = entry.state, entry.outbox
+        if before is None or entry.forgotten:
+            return  # nobody to teach, or a forgotten person's late reaction
+        await self._resend(key, entry)
         now = _later(record.occurred_at)
         state, changed = apply_feedback(before, record.decision_id, record.reaction,
                                         record.occurred_at, tip_id=record.tip_id)
@@ -170,10 +169,11 @@ class Engine:
 
     async def _on_timer(self, message: Any, command: TimerScheduled) -> None:
         key = message.key
-        if self._was_forgotten(key):
-            return  # a late timer command of a deleted person must not bring them back
-        partition, timers = decode_entry(self.timers.get(key))
+        entry = load_entry(self.features.get(key))
+        _, timers = decode_entry(self.timers.get(key))
         if command.action in ("set", "cancel"):
+            if entry.forgotten:
+                return  # a late timer command of a deleted person must not bring them back
             self._apply_commands(message, key, [TimerCommand(
                 command.action, command.timer_id, command.purpose, command.fire_at, command.ref)])
             return
@@ -181,15 +181,20 @@ class Engine:
         if stored is None or abs(float(stored[1]) - command.fire_at.timestamp()) > 1e-3:
             self.counters.inc("oo_timers_stale_total", "purpose", command.purpose)
             # Already fired, moved or cancelled: a duplicate firing is a no-op, except that a
-            # redelivered firing whose decision a crash left unconfirmed sends it (in _load).
-            await self._load(key)
+            # redelivered firing whose decision a crash left unconfirmed sends it (_resend).
+            if not entry.forgotten:
+                await self._resend(key, entry)
+            return
+        self.counters.inc("oo_timers_fired_total", "purpose", command.purpose)
+        if command.purpose == FORGET:
+            self._purge(key)
             return
         del timers[command.timer_id]
         self.timers[key] = encode_entry(message.partition, timers)
-        self.counters.inc("oo_timers_fired_total", "purpose", command.purpose)
-        before, outbox = await self._load(key)
-        if before is None:
+        before, outbox = entry.state, entry.outbox
+        if before is None or entry.forgotten:
             return
+        await self._resend(key, entry)
         trigger = TimerFired(command.timer_id, command.purpose, command.fire_at, command.ref)
         now = _later(command.fire_at)
         if command.purpose == "tip_expired":
@@ -291,46 +296,43 @@ class Engine:
             del self.timers[key]
         self.schedule.replace_user(key, message.partition, timers)
 
-    def _forget(self, key: bytes, marker: UserFeatures) -> None:
-        """Deletion requested: tombstones for the person's features and timers.
+    def _forget(self, message: Any, key: bytes, now: datetime) -> None:
+        """Deletion requested: the person's state becomes a forgotten marker, their timers
+        only the one that purges it (docs/adr/0012-durable-forgetting.md).
 
-        Nothing of the person stays in a table (the changelogs end with
-        tombstones). Late signals from other topics, published before the
-        deletion but read after it, are dropped while the key is remembered
-        here, in memory, for FORGET_WINDOW_S (docs/adr/0005-one-engine-agent.md).
+        The marker holds the deletion time and nothing else. While it stands, late
+        signals, reactions and timer commands of theirs (published before the
+        deletion, read after it, by this worker or the partition's next owner) are
+        dropped. When the forget window ends, `_purge` leaves tombstones only.
         """
+        purge = forget_timer(key.decode(), now, self.forget_window_s)
+        timers = {purge.timer_id: [purge.purpose, purge.fire_at.timestamp(), purge.ref]}
+        self.features[key] = dump_forgotten(seconds(now))
+        self.timers[key] = encode_entry(message.partition, timers)
+        self.schedule.replace_user(key, message.partition, timers)
+        self.counters.inc("oo_users_forgotten_total")
+
+    def _purge(self, key: bytes) -> None:
+        """The forget window is over: tombstones for the person in both tables."""
         if key in self.timers:
             del self.timers[key]
         if key in self.features:
             del self.features[key]
         self.schedule.drop_user(key)
-        self.forgotten[key] = time.monotonic()
-        self.counters.inc("oo_users_forgotten_total")
+        self.counters.inc("oo_users_purged_total")
 
-    def _was_forgotten(self, key: bytes) -> bool:
-        """A person deleted within FORGET_WINDOW_S (older entries are pruned on the way)."""
-        now = time.monotonic()
-        while self.forgotten:
-            oldest = next(iter(self.forgotten))
-            if now - self.forgotten[oldest] < FORGET_WINDOW_S:
-                break
-            del self.forgotten[oldest]
-        return key in self.forgotten
-
-    async def _load(self, key: bytes) -> tuple[UserFeatures | None, list[Unconfirmed]]:
-        """The person's state and unconfirmed decisions; those no send of this process
-        accounts for (a crashed or previous owner's) are published again first, so a
-        decision the state records is never lost (docs/adr/0010-decisions-before-state.md)."""
-        state, outbox = load_entry(self.features.get(key))
-        if state is not None and state.deletion_requested:
-            return state, []  # being forgotten: nothing of theirs goes out again
-        for entry in outbox:
-            if entry.decision_id not in self.inflight and entry.decision_id not in self.acked:
-                await self._publish(key, entry.decision_id, entry.record.encode(), [])
+    async def _resend(self, key: bytes, entry: Entry) -> None:
+        """Publish again the person's unconfirmed decisions that no send of this process
+        accounts for (a crashed or previous owner's), so a decision the state records is
+        never lost (docs/adr/0010-decisions-before-state.md). Called on every load of a
+        person who is not being forgotten, duplicates and stale firings included."""
+        for unconfirmed in entry.outbox:
+            if unconfirmed.decision_id not in self.inflight and \
+                    unconfirmed.decision_id not in self.acked:
+                await self._publish(key, unconfirmed.decision_id, unconfirmed.record.encode(), [])
                 self.counters.inc("oo_decisions_resent_total")
-                log.info("re-sent unconfirmed decision %s for %s", entry.decision_id,
+                log.info("re-sent unconfirmed decision %s for %s", unconfirmed.decision_id,
                          key.decode(errors="replace"))
-        return state, outbox
 
     def _store(self, key: bytes, state: UserFeatures, outbox: list[Unconfirmed]) -> None:
         """Write the state with the decisions the broker has not confirmed yet."""

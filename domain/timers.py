@@ -25,6 +25,8 @@ TODO_LEAD_S = 30 * 60
 # A person silent this long gets no more morning timers until they come back.
 INACTIVE_AFTER_S = 14 * 24 * 3600
 RECURRING = frozenset({"morning_start", "habit_window"})
+# The timer that ends a deleted person's forget window: their marker is then purged.
+FORGET = "forget"
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +186,17 @@ def _wanted(features: UserFeatures, at: float, wanted_id: str) -> TimerCommand |
     purpose = wanted_id.split(":", 1)[0]
     timers = _morning_timers if purpose == "morning_start" else _habit_timers
     return next((c for c in timers(features, at) if c.timer_id == wanted_id), None)
+
+
+def forget_timer(user_id: str, deleted_at: datetime, window_s: float) -> TimerCommand:
+    """The timer that purges a deleted person's forgotten marker `window_s` after `deleted_at`.
+
+    Until it fires, the marker drops every late signal, reaction and timer of
+    theirs (published before the deletion, read after it); then nothing of
+    theirs is left in any table.
+    """
+    return TimerCommand("set", timer_id(user_id, FORGET), FORGET,
+                        utc(epoch(deleted_at) + window_s))
 
 
 def tip_expired_unanswered(features: UserFeatures, decision_id: str | None) -> bool:

@@ -23,6 +23,7 @@ exits 2 (no traceback).
 | OO_LOG_LEVEL | info | debug, info, warning or error |
 | OO_POLICY | random | the live policy that picks tips (see `domain.policies`) |
 | OO_SHADOW_POLICIES | (none) | comma-separated policies run beside the live one, logged, never sent |
+| OO_FORGET_WINDOW_S | 86400 | seconds a deleted person's forgotten marker (their id and the deletion time, nothing else) drops their late signals before it too is purged |
 | OO_VAPID_PRIVATE_KEY | <OO_STATE_DIR>/vapid/private_key.pem | VAPID private key (PEM, mode 0600; `oo vapid generate`) |
 | OO_VAPID_SUBJECT | mailto:oo@localhost (dev, test); required in production | VAPID `sub`: mailto: or https: contact |
 | OO_PUSH_CA_FILE | (none) | an extra CA the notifier trusts (dev and test only: the local push service) |
@@ -55,7 +56,7 @@ VARIABLES = (
     "OO_ENV", "OO_KAFKA_BOOTSTRAP", "OO_DATABASE_URL", "OO_WEB_HOST", "OO_WEB_PORT",
     "OO_WORKER_WEB_PORT", "OO_TOPIC_PARTITIONS", "OO_TOPIC_REPLICATION", "OO_TABLE_STORE",
     "OO_APP_ID", "OO_STATE_DIR", "OO_CACHE_DIR", "OO_KAFKA_VERSION", "OO_LOG_LEVEL",
-    "OO_POLICY", "OO_SHADOW_POLICIES", "OO_VAPID_PRIVATE_KEY", "OO_VAPID_SUBJECT",
+    "OO_POLICY", "OO_SHADOW_POLICIES", "OO_FORGET_WINDOW_S", "OO_VAPID_PRIVATE_KEY", "OO_VAPID_SUBJECT",
     "OO_PUSH_CA_FILE", "OO_PUSH_EXTRA_HOSTS", "OO_DEV_PUSH_PORT",
     "OO_PUBLIC_URL", "OO_OIDC_ISSUER", "OO_OIDC_CLIENT_ID", "OO_OIDC_CLIENT_SECRET",
     "OO_VAULT_KEYS", "OO_TODOIST_CLIENT_ID", "OO_TODOIST_CLIENT_SECRET", "OO_TODOIST_AUTH_URL",
@@ -114,6 +115,7 @@ class Settings:
     todoist_client_secret: str | None = field(default=None, repr=False)
     todoist_auth_url: str = "https://todoist.com"
     todoist_api_url: str = "https://api.todoist.com"
+    forget_window_s: int = 86400
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -154,6 +156,7 @@ class Settings:
             todoist_client_secret=reader.optional("OO_TODOIST_CLIENT_SECRET"),
             todoist_auth_url=reader.base_url("OO_TODOIST_AUTH_URL", "https://todoist.com", mode),
             todoist_api_url=reader.base_url("OO_TODOIST_API_URL", "https://api.todoist.com", mode),
+            forget_window_s=reader.integer("OO_FORGET_WINDOW_S", 86400, low=1, high=90 * 86400),
         )
         for client, secret in (("OO_OIDC_CLIENT_ID", "OO_OIDC_CLIENT_SECRET"),
                                ("OO_TODOIST_CLIENT_ID", "OO_TODOIST_CLIENT_SECRET")):

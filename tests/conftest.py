@@ -46,6 +46,9 @@ TEST_ENV = {
     "OO_WEB_PORT": str(port(28080)),
     "OO_WORKER_WEB_PORT": str(port(26066)),
     "OO_TABLE_STORE": "memory://",
+    # A deleted person's forgotten marker is purged 5 s after the deletion (a day in
+    # production), so tests see the tables' end state; tests of late signals set more.
+    "OO_FORGET_WINDOW_S": "5",
 }
 
 

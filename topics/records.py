@@ -154,7 +154,7 @@ class TimerScheduled(Event):
 
     action: Literal["set", "cancel", "fire"]
     timer_id: Id
-    purpose: Literal["morning_start", "habit_window", "todo_due_soon", "tip_expired"]
+    purpose: Literal["morning_start", "habit_window", "todo_due_soon", "tip_expired", "forget"]
     fire_at: datetime
     ref: Id | None = None  # what the timer is about: a task, habit or decision id
 

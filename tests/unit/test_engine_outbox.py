@@ -1,30 +1,21 @@
 """The engine's outbox: a decision its state records is never lost to a crash
 (docs/adr/0010-decisions-before-state.md).
 
-The engine runs on a real Faust app's objects, with its tables and output topic
-swapped for in-memory ones whose sends the test acknowledges (or not) by hand:
-the crash is a new Engine on the same table contents, as after a restore.
+The engine runs on in-memory tables and topics (tests/engine_harness.py) whose
+sends the test acknowledges (or not) by hand: the crash is a new Engine on the
+same table contents, as after a restore.
 """
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
-import uuid
 from datetime import UTC, datetime
-from types import SimpleNamespace
 
-import faust
 import orjson
 import pytest
 
-from agents.counters import Counters
-from agents.engine import Engine
 from agents.state import load_entry
-from oo.settings import Settings
-from tests.conftest import oo_test_environ
-from topics.catalog import SIGNALS
-from topics.codec import decode, encode
+from tests.engine_harness import Table, Tables, engine as new_engine, settle, signal
+from topics.codec import decode
 from topics.records import ContextObserved, LifecycleChanged, TipDecided
 
 pytestmark = pytest.mark.unit
@@ -33,68 +24,31 @@ KEY = USER.encode()
 AT = datetime(2027, 6, 2, 10, 0, tzinfo=UTC)  # a Wednesday morning, in the future
 
 
-class Topic:
-    """An output topic whose sends stay unacknowledged until the test answers them."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[bytes, bytes, asyncio.Future]] = []
-
-    async def send(self, *, key: bytes, value: bytes, headers=None) -> asyncio.Future:
-        future = asyncio.get_running_loop().create_future()
-        self.sent.append((key, value, future))
-        return future
+def engine(tmp_path, table: Table):
+    return new_engine(tmp_path, Tables(features=table))
 
 
-class Dead:
-    def __init__(self) -> None:
-        self.letters: list[str] = []
-
-    async def put(self, message, reason: str) -> None:
-        self.letters.append(reason)
-
-
-def engine(tmp_path, table: dict) -> Engine:
-    settings = dataclasses.replace(Settings.from_env(oo_test_environ()), state_dir=tmp_path,
-                                   app_id="oo-unit", policy="random", shadow_policies=())
-    app = faust.App(f"oo-unit-{uuid.uuid4().hex[:8]}", store="memory://")
-    made = Engine(app, settings, Dead(), Counters())  # type: ignore[arg-type]
-    made.features = table  # type: ignore[assignment]
-    made.timers = {}  # type: ignore[assignment]
-    made.decided = Topic()  # type: ignore[assignment]
-    made.feedback = Topic()  # type: ignore[assignment]
-    made.timer_topic = Topic()  # type: ignore[assignment]
-    return made
-
-
-def message(domain: str, record) -> SimpleNamespace:
-    return SimpleNamespace(topic=SIGNALS[domain].name, key=KEY, value=encode(record),
-                           partition=0, offset=0, headers=[])
-
-
-def account() -> SimpleNamespace:
-    return message("lifecycle", LifecycleChanged(
+def account():
+    return signal("lifecycle", LifecycleChanged(
         event_id=f"{USER}-created", user_id=USER, occurred_at=AT, source="test",
         change="user_created", time_zone="UTC", quiet_start_minute=22 * 60,
         quiet_end_minute=7 * 60, daily_budget=5))
 
 
-def opened(n: int) -> SimpleNamespace:
-    return message("context", ContextObserved(
+def opened(n: int):
+    return signal("context", ContextObserved(
         event_id=f"{USER}-open-{n}", user_id=USER, occurred_at=AT.replace(hour=10 + 2 * n),
         source="test", kind="app_opened"))
 
 
-async def settle() -> None:
-    await asyncio.sleep(0)  # done-callbacks run on the next loop turn
+def outbox_of(table: Table) -> list[str]:
+    return [entry.decision_id for entry in load_entry(table[KEY]).outbox]
 
 
-def outbox_of(table: dict) -> list[str]:
-    return [entry.decision_id for entry in load_entry(table[KEY])[1]]
-
-
-async def decided_once(tmp_path) -> tuple[dict, Engine, bytes, asyncio.Future]:
-    """An engine that made one decision (an app opening) whose send is not answered yet."""
-    table: dict = {}
+async def decided_once(tmp_path):
+    """An engine that made one decision (an app opening) whose send is not answered yet:
+    (its table, the engine, the decision's record, the unanswered send)."""
+    table = Table()
     worker = engine(tmp_path, table)
     await worker.handle(account())
     await worker.handle(opened(0))
@@ -154,5 +108,5 @@ async def test_the_outbox_rides_in_the_state_value_and_old_values_read_without_o
     (decision_id, record), = stored["outbox"]
     assert decode(TipDecided, record.encode()).decision_id == decision_id
     del stored["outbox"]
-    state, outbox = load_entry(orjson.dumps(stored))
+    state, outbox, _ = load_entry(orjson.dumps(stored))
     assert state is not None and state.user_id == USER and outbox == []
