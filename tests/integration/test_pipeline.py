@@ -16,6 +16,8 @@ from domain.clock import in_daily_window
 from domain.guards import MIN_SPACING_S
 from oo.simulator import run_simulation, simulate_people
 from tests.helpers import consume_until, produce, read_to_end
+from tests.integration.conftest import Worker
+from topics.admin import ensure_topics
 from topics.catalog import SIGNALS, TIPS_DECIDED
 from topics.codec import decode, encode
 from topics.records import ContextObserved, LifecycleChanged, TaskChanged, TipDecided
@@ -160,34 +162,72 @@ async def test_a_durable_timer_fires_after_the_worker_restarts(kafka, worker):
     assert worker.metric("oo_timers_fired_total") >= 1
 
 
-async def test_deletion_leaves_tombstones_and_late_signals_are_dropped(kafka, worker):
-    user = str(uuid.uuid4())
-    key = user.encode()
-    now = datetime.now(UTC)
-    opened = ContextObserved(event_id=f"{user}-1", user_id=user, occurred_at=now, source="test",
-                             kind="app_opened")
-    gone = LifecycleChanged(event_id=f"{user}-2", user_id=user, occurred_at=now, source="test",
-                            change="deletion_requested")
-    await produce(kafka, SIGNALS["context"].name, [(key, encode(opened))])
-    await produce(kafka, SIGNALS["lifecycle"].name, [(key, encode(gone))])
-    await wait_for(lambda: worker.metric("oo_users_forgotten_total") >= 1,
-                   what="the deletion to be handled")
+async def last_value_is(kafka: str, topic: str, key: bytes, wanted, what: str,
+                        timeout: float) -> bytes | None:
+    """Wait until the last value of `key` on a changelog satisfies `wanted`, and return it.
 
-    async def nothing_left() -> None:
-        # Whatever order the two topics were read in: no value, or a tombstone, in each table.
-        for table in ("features", "timers"):
-            values = await read_to_end(kafka, f"{worker.app_id}-{table}-changelog",
-                                       keep=lambda r: r.key == key)
-            assert not values or values[-1].value is None, f"{table} still holds the person"
+    Table writes reach their changelog after the counters move (the producer buffers
+    them), so the test waits for the broker to have them, never for a guessed delay.
+    """
+    def done(kept: list) -> bool:
+        return bool(kept) and wanted(kept[-1].value)
 
-    await wait_for(lambda: worker.metric("oo_signals_folded_total") >= 2 or
-                   worker.metric("oo_signals_forgotten_total") >= 1, what="the app opening")
-    await nothing_left()
-    await produce(kafka, SIGNALS["context"].name, [(key, encode(ContextObserved(
-        event_id=f"{user}-3", user_id=user, occurred_at=now, source="test", kind="app_opened")))])
-    await wait_for(lambda: worker.metric("oo_signals_forgotten_total") >= 1,
-                   what="the late signal to be dropped")
-    await nothing_left()
+    found = await consume_until(kafka, topic, done, keep=lambda r: r.key == key, timeout=timeout)
+    assert found, what
+    return found[-1].value
+
+
+async def test_deletion_leaves_tombstones_and_late_signals_are_dropped(kafka, postgres, settings):
+    # CI once read the changelog right after the deletion was counted and found the
+    # person's state, not a tombstone: the tombstone was still in the producer's buffer.
+    # The test now waits on the broker. The privacy race behind that question (a signal
+    # published before the deletion and read after a restart, by the partition's next
+    # owner, used to bring the person back) is tests/unit/test_engine_forgetting.py.
+    window = 20  # the late signal below is read well inside it, even on a loaded machine
+    await ensure_topics(kafka, partitions=settings.topic_partitions,
+                        replication=settings.topic_replication, log=lambda _: None)
+    worker = Worker(settings, f"oo-test-{uuid.uuid4().hex[:8]}",
+                    env={"OO_FORGET_WINDOW_S": str(window)})
+    worker.start()
+    try:
+        user = str(uuid.uuid4())
+        key = user.encode()
+        now = datetime.now(UTC)
+        features = f"{worker.app_id}-features-changelog"
+        timers = f"{worker.app_id}-timers-changelog"
+        opened = ContextObserved(event_id=f"{user}-1", user_id=user, occurred_at=now,
+                                 source="test", kind="app_opened")
+        gone = LifecycleChanged(event_id=f"{user}-2", user_id=user, occurred_at=now,
+                                source="test", change="deletion_requested")
+        await produce(kafka, SIGNALS["context"].name, [(key, encode(opened))])
+        await produce(kafka, SIGNALS["lifecycle"].name, [(key, encode(gone))])
+        # Whatever order the two topics are read in, the person ends as a marker: the
+        # deletion's time and nothing else.
+        marker = await last_value_is(kafka, features, key,
+                                     lambda v: v is not None and b"forgotten_at" in v,
+                                     "no forgotten marker", timeout=60)
+        assert set(json.loads(marker)) == {"forgotten_at"}
+        await wait_for(lambda: worker.metric("oo_signals_folded_total") >= 2 or
+                       worker.metric("oo_signals_forgotten_total") >= 1, what="the app opening")
+
+        dropped = worker.metric("oo_signals_forgotten_total")
+        await produce(kafka, SIGNALS["context"].name, [(key, encode(ContextObserved(
+            event_id=f"{user}-3", user_id=user, occurred_at=now, source="test",
+            kind="app_opened")))])
+        await wait_for(lambda: worker.metric("oo_signals_forgotten_total") > dropped,
+                       what="the late signal to be dropped")
+        values = [r.value for r in await read_to_end(kafka, features, keep=lambda r: r.key == key)]
+        assert all(v is None or b"forgotten_at" in v for v in values[values.index(marker):]), \
+            "a signal after the deletion wrote the person's state again"
+
+        # When the window ends, both tables end with tombstones. Bound: the window plus
+        # the 1 s firing loop plus a minute for a loaded machine.
+        for changelog in (features, timers):
+            await last_value_is(kafka, changelog, key, lambda v: v is None,
+                                f"{changelog} does not end with a tombstone", timeout=window + 60)
+        assert worker.metric("oo_users_purged_total") == 1
+    finally:
+        worker.stop()
 
 
 async def test_a_worker_killed_mid_stream_never_gives_two_tips_for_one_moment(kafka, worker):
