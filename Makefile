@@ -1,5 +1,5 @@
 # The two commands of README.md: `make dev` (everything, prints the URL) and `make test`.
-.PHONY: dev test unit bootstrap bench bench-notify bench-web lint infra-up infra-down help
+.PHONY: dev test unit bootstrap bench bench-notify bench-web lint infra-up infra-down ci-repeat help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -24,6 +24,9 @@ bench-notify: bootstrap  ## notifier benchmark against the local push service (d
 
 bench-web: bootstrap  ## web benchmark: API load, page weight, first paint, Lighthouse (docs/benchmarks.md)
 	@.venv/bin/python -m bench web --lighthouse $(BENCH_ARGS)
+
+ci-repeat:  ## CI's command on N fresh clones of main (RUNS=5, HOG=0 busy loops); pass/fail and durations
+	@scripts/ci-repeat $(or $(RUNS),5) --hog $(or $(HOG),0)
 
 lint: bootstrap  ## ruff and mypy
 	@.venv/bin/ruff check . && .venv/bin/mypy oo topics agents web domain adapters bench
