@@ -1,15 +1,14 @@
-"""The engine agent: signals and timers in, per-user state and tip decisions out.
+"""The engine agent: signals, reactions and timers in, per-user state and tip decisions out.
 
 One agent per user partition reads the signal topics, `oo.timers` and
-`oo.feedback`, and does, for each event, in order: validate, fold into the
-`features` table, decide (`domain.decide`), plan timers
-(`domain.timers`), and write the tables once. Keeping the steps together keeps
-one person's events strictly ordered and their state consistent
-(docs/adr/0005-one-engine-agent.md). All decisions are pure functions; this
-module only reads and writes tables and topics. Feedback is folded into the
-person's learned statistics, and a decision point where the policy chose no
-tip is kept in the features until the next decision carries it
-(docs/adr/0007-learned-policy.md).
+`oo.feedback`. For each message it validates the record, loads the person
+(their `features` and `timers` entries), runs the pure step
+(`domain.step.step`: fold, decide, plan timers, forget), carries out the
+step's effects (decisions, reactions and re-sent decisions published,
+counters), and writes each table entry the step changed. Keeping the steps
+together keeps one person's events strictly ordered and their state
+consistent (docs/adr/0005-one-engine-agent.md). This module holds no rule of
+the domain: it only reads and writes tables and topics.
 
 The engine's `now` is the later of the wall clock and the trigger's own time
 (a signal's `occurred_at`, a timer's `fire_at`): late events are judged late,
@@ -20,33 +19,37 @@ from __future__ import annotations
 
 import logging
 import time
-from functools import partial
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, cast
 
 import faust
 
 from agents.counters import Counters
 from agents.deadletters import DeadLetterSink
-from agents.state import Entry, Unconfirmed, dump_forgotten, dump_state, load_entry
 from agents.schedule import TimerSchedule, decode_entry, encode_entry
-from domain.decide import Decision, decide
-from domain.features import (
-    TODO_TIP_PREFIX,
-    UserFeatures,
-    apply_decision,
-    apply_feedback,
-    fold,
-    record_quiet,
+from agents.state import Unconfirmed, dump_forgotten, dump_state, load_entry
+from domain.decide import Decision, Skip
+from domain.step import (
+    Config,
+    Count,
+    Event,
+    Person,
+    Reacted,
+    Resend,
+    SendDecision,
+    SendReaction,
+    Signalled,
+    Step,
+    TimerCommanded,
+    TimerDue,
+    step,
 )
-from domain.moments import SignalTrigger, TimerFired, Trigger
-from domain.reward import is_answer
-from domain.clock import seconds
-from domain.timers import FORGET, TimerCommand, forget_timer, plan_timers, tip_expired_unanswered
+from domain.timers import TimerCommand
 from oo.settings import Settings
 from topics.catalog import FEEDBACK, SIGNALS, TIMERS, TIPS_DECIDED
 from topics.codec import InvalidRecord, decode, encode
-from topics.records import FeedbackGiven, Tip, TimerScheduled, TipDecided
+from topics.records import FeedbackGiven, TimerScheduled, Tip, TipDecided
 from topics.validation import decode_event
 
 log = logging.getLogger(__name__)
@@ -82,33 +85,24 @@ class Engine:
         self.feedback = _raw(app, FEEDBACK.name)
         self.timer_topic = _raw(app, TIMERS.name)
         self.schedule = TimerSchedule()
-        self.forget_window_s = settings.forget_window_s
+        self.config = Config(settings.policy, settings.shadow_policies, settings.forget_window_s)
         # The outbox protocol (docs/adr/0010-decisions-before-state.md): decision ids sent by
         # this process and awaiting the broker, and those acknowledged (oldest first).
         self.inflight: set[str] = set()
         self.acked: dict[str, None] = {}
-        self.policy = settings.policy
-        self.shadow = settings.shadow_policies
         self.dead = dead
         self.counters = counters
 
     # --- one message ----------------------------------------------------
 
     async def handle(self, message: faust.types.Message) -> None:
-        """Process one message of a signal topic or oo.timers; never raises for bad input."""
+        """Process one message of a signal topic, oo.timers or oo.feedback; never raises
+        for bad input (it goes to the dead letters, with the reason)."""
         try:
-            if message.topic == FEEDBACK.name:
-                reaction = decode_event(FEEDBACK, message.key, message.value)
-                await self._on_feedback(message, cast(FeedbackGiven, reaction))
-            elif message.topic == TIMERS.name:
-                command = decode(TimerScheduled, message.value)
-                if message.key != command.user_id.encode():
-                    raise InvalidRecord("message key is not the record's user_id")
-                await self._on_timer(message, command)
-            else:
-                domain = DOMAIN_BY_TOPIC[message.topic]
-                record = decode_event(SIGNALS[domain], message.key, message.value)
-                await self._on_signal(message, record, domain)
+            event, now = read(message)
+            before = self._load(cast(bytes, message.key))  # read() checked it is the user_id
+            result = step(before, event, now, self.config)
+            await self._carry_out(message, before, result)
         except InvalidRecord as err:
             await self.dead.put(message, err.reason)
         except Exception as err:  # a bug must not kill the agent nor lose the event
@@ -117,225 +111,74 @@ class Engine:
             self.counters.inc("oo_agent_errors_total", "agent", "engine")
             await self.dead.put(message, f"processing failed: {type(err).__name__}: {err}")
 
-    async def _on_signal(self, message: Any, record: Any, domain: str) -> None:
+    def _load(self, key: bytes) -> Person:
+        """The person as the two tables hold them."""
+        return person_of(key, self.features.get(key), self.timers.get(key))
+
+    async def _carry_out(self, message: Any, before: Person, result: Step) -> None:
+        """The step's effects, in order, then its table writes."""
         key = message.key
-        entry = load_entry(self.features.get(key))
-        if entry.forgotten:
-            # Published before the deletion, read after it: dropped, never folded back in.
-            self.counters.inc("oo_signals_forgotten_total", "domain", domain)
-            if entry.forgotten_at is None:
-                self._forget(message, key, _later(record.occurred_at))  # an older version's marker
+        outbox = list(result.person.outbox)
+        for effect in result.effects:
+            if isinstance(effect, Count):
+                self.counters.inc(effect.metric, effect.label, effect.value, by=effect.by)
+            elif isinstance(effect, Resend):
+                await self._resend(key, effect.entry)
+            elif isinstance(effect, SendDecision):
+                outbox.append(await self._send_decision(effect, message.headers))
+            elif isinstance(effect, SendReaction):
+                record = FeedbackGiven(
+                    event_id=effect.event_id, user_id=result.person.user_id,
+                    occurred_at=effect.occurred_at, source=SOURCE,
+                    decision_id=effect.decision_id, tip_id=effect.tip_id,
+                    reaction=effect.reaction)
+                await self.feedback.send(key=key, value=encode(record))
+            # Timer commands are in the person's timers already; the schedule follows below.
+        if isinstance(result.result, Skip):
+            log.debug("%s %s", result.person.user_id, result.result)
+        self._store(key, message.partition, before, result.person, outbox)
+
+    async def _send_decision(self, effect: SendDecision,
+                             headers: Any) -> Unconfirmed:
+        decision = effect.decision
+        value = encode(decision_record(decision))
+        await self._publish(decision.user_id.encode(), decision.decision_id, value,
+                            propagated(headers))
+        log.info("decided %s for %s: %s", decision.decision_id, decision.user_id,
+                 decision.reason)
+        return Unconfirmed(decision.decision_id, value.decode())
+
+    async def _resend(self, key: bytes, entry: Unconfirmed) -> None:
+        """Publish again an unconfirmed decision of the person's state that no send of this
+        process accounts for (a crashed or previous owner's), so a decision the state
+        records is never lost (docs/adr/0010-decisions-before-state.md)."""
+        if entry.decision_id in self.inflight or entry.decision_id in self.acked:
             return
-        before, outbox = entry.state, entry.outbox
-        state, changed = fold(before, record, domain)
-        if changed and state.deletion_requested:
-            self.counters.inc("oo_signals_folded_total", "domain", domain)
-            self._forget(message, key, _later(record.occurred_at))  # nothing re-sent for them
-            return
-        await self._resend(key, entry)
-        if not changed:
-            self.counters.inc("oo_signals_duplicate_total", "domain", domain)
-            return
-        self.counters.inc("oo_signals_folded_total", "domain", domain)
-        if domain == "tasks" and record.change == "completed":
-            await self._done_elsewhere(before, record)
-        now = _later(record.occurred_at)
-        state = await self._decide(state, SignalTrigger(record, domain), now,
-                                   propagated(message.headers), outbox)
-        await self._plan(message, key, before, state, SignalTrigger(record, domain), now)
-        self._store(key, state, outbox)
+        await self._publish(key, entry.decision_id, entry.record.encode(), [])
+        self.counters.inc("oo_decisions_resent_total")
+        log.info("re-sent unconfirmed decision %s for %s", entry.decision_id,
+                 key.decode(errors="replace"))
 
-    async def _on_feedback(self, message: Any, record: FeedbackGiven) -> None:
-        """A reaction: clears the showing tip, moves fatigue, closes a done todo, and
-        teaches the learned statistics (domain.learning); answers are counted by policy."""
-        key = message.key
-        entry = load_entry(self.features.get(key))
-        before, outbox = entry.state, entry.outbox
-        if before is None or entry.forgotten:
-            return  # nobody to teach, or a forgotten person's late reaction
-        await self._resend(key, entry)
-        now = _later(record.occurred_at)
-        state, changed = apply_feedback(before, record.decision_id, record.reaction,
-                                        record.occurred_at, tip_id=record.tip_id)
-        self.counters.inc("oo_feedback_total" if changed else "oo_feedback_duplicate_total",
-                          "reaction", record.reaction)
-        if changed:
-            self._count_answer(before, record.decision_id, record.reaction)
-            if record.reaction == "seen" and record.dwell_ms is not None:
-                self.counters.inc("oo_seen_with_dwell_total")
-                self.counters.inc("oo_seen_dwell_ms_total", by=record.dwell_ms)
-            await self._plan(message, key, before, state, None, now)
-            self._store(key, state, outbox)
+    def _store(self, key: bytes, partition: int, before: Person, after: Person,
+               outbox: list[Unconfirmed]) -> None:
+        """Write each table entry the step changed; a person who is nobody has none."""
+        if after.timers is not before.timers:
+            if after.timers:
+                self.timers[key] = encode_entry(partition, after.timers)
+            elif key in self.timers:
+                del self.timers[key]
+            self.schedule.replace_user(key, partition, after.timers)
+        if after.forgotten_at is not None:
+            if after.forgotten_at != before.forgotten_at:
+                self.features[key] = dump_forgotten(after.forgotten_at)
+        elif after.features is None:
+            if key in self.features:
+                del self.features[key]
+        elif after.features is not before.features or len(outbox) != len(after.outbox):
+            self.features[key] = dump_state(after.features, self._pending(key, outbox))
 
-    async def _on_timer(self, message: Any, command: TimerScheduled) -> None:
-        key = message.key
-        entry = load_entry(self.features.get(key))
-        _, timers = decode_entry(self.timers.get(key))
-        if command.action in ("set", "cancel"):
-            if entry.forgotten:
-                return  # a late timer command of a deleted person must not bring them back
-            self._apply_commands(message, key, [TimerCommand(
-                command.action, command.timer_id, command.purpose, command.fire_at, command.ref)])
-            return
-        stored = timers.get(command.timer_id)
-        if stored is None or abs(float(stored[1]) - command.fire_at.timestamp()) > 1e-3:
-            self.counters.inc("oo_timers_stale_total", "purpose", command.purpose)
-            # Already fired, moved or cancelled: a duplicate firing is a no-op, except that a
-            # redelivered firing whose decision a crash left unconfirmed sends it (_resend).
-            if not entry.forgotten:
-                await self._resend(key, entry)
-            return
-        self.counters.inc("oo_timers_fired_total", "purpose", command.purpose)
-        if command.purpose == FORGET:
-            self._purge(key)
-            return
-        del timers[command.timer_id]
-        self.timers[key] = encode_entry(message.partition, timers)
-        before, outbox = entry.state, entry.outbox
-        if before is None or entry.forgotten:
-            return
-        await self._resend(key, entry)
-        trigger = TimerFired(command.timer_id, command.purpose, command.fire_at, command.ref)
-        now = _later(command.fire_at)
-        if command.purpose == "tip_expired":
-            state = before
-            if tip_expired_unanswered(before, command.ref):
-                state, _ = apply_feedback(before, command.ref or "", "ignored", now)
-                self._count_answer(before, command.ref or "", "ignored")
-                await self._ignored(before, command, now)
-        else:
-            state = await self._decide(before, trigger, now, propagated(message.headers), outbox)
-        await self._plan(message, key, before, state, trigger, now)
-        self._store(key, state, outbox)
-
-    # --- steps ----------------------------------------------------------
-
-    async def _decide(self, state: UserFeatures, trigger: Trigger, now: datetime,
-                      headers: list[tuple[str, bytes]], outbox: list[Unconfirmed]) -> UserFeatures:
-        result = decide(state, trigger, now, policy=self.policy, shadow_policies=self.shadow)
-        if not isinstance(result, Decision):
-            self.counters.inc("oo_skips_total", "why", result.guard or result.stage)
-            log.debug("%s %s", state.user_id, result)
-            if result.point is not None:
-                # The policy chose no tip now: a decision point learning must see.
-                self.counters.inc("oo_quiet_total", "policy", result.policy or "")
-                state = record_quiet(state, result.decision_id, now, dict(result.point))
-            return state
-        record = TipDecided(
-            event_id=result.decision_id, user_id=state.user_id, occurred_at=now, source=SOURCE,
-            decision_id=result.decision_id, triggered_by=result.triggered_by,
-            moment=result.moment, policy=result.policy, propensity=result.propensity,
-            reason=result.reason, tip=Tip(**result.tip.to_dict()),
-            context_snapshot=dict(result.context_snapshot), expires_at=result.expires_at,
-        )
-        value = encode(record)
-        await self._publish(state.user_id.encode(), result.decision_id, value, headers)
-        outbox.append(Unconfirmed(result.decision_id, value.decode()))
-        self.counters.inc("oo_decisions_total", "moment", result.moment)
-        self.counters.inc("oo_decisions_by_policy_total", "policy", result.policy)
-        log.info("decided %s for %s: %s", result.decision_id, state.user_id, result.reason)
-        state, _ = apply_decision(state, result.decision_id, result.tip.id, result.tip.kind, now,
-                                  result.expires_at, moment=result.moment, group=result.group,
-                                  policy=result.policy)
-        return state
-
-    def _count_answer(self, before: UserFeatures, decision_id: str, reaction: str) -> None:
-        """Global statistics of answers, by policy and by arm group (this worker's share).
-
-        With the reward table (domain.reward) they give each policy's live
-        reward and acceptance rate, and per-group answer rates (priors).
-        """
-        sent = next((s for s in before.learned.sent() if s.decision_id == decision_id), None)
-        if sent is None or not is_answer(reaction):
-            return
-        self.counters.inc("oo_answers_total", "policy_reaction", f"{sent.policy}/{reaction}")
-        self.counters.inc("oo_answers_by_group_total", "group_reaction", f"{sent.group}/{reaction}")
-
-    async def _done_elsewhere(self, before: UserFeatures | None, task: Any) -> None:
-        """The todo on screen was completed at its source: answer its tip as done.
-
-        The feedback closes the tip's notification on every device and on open
-        pages (the notifier hears it), and teaches like a tap on the tip would.
-        """
-        showing = before.showing if before is not None else None
-        if showing is None or showing.tip_id != f"{TODO_TIP_PREFIX}{task.task_id}":
-            return
-        record = FeedbackGiven(
-            event_id=f"done-elsewhere-{showing.decision_id}", user_id=task.user_id,
-            occurred_at=task.occurred_at, source=SOURCE, decision_id=showing.decision_id,
-            tip_id=showing.tip_id, reaction="done")
-        await self.feedback.send(key=task.user_id.encode(), value=encode(record))
-        self.counters.inc("oo_tips_done_elsewhere_total")
-
-    async def _ignored(self, state: UserFeatures, command: TimerScheduled, now: datetime) -> None:
-        showing = state.showing
-        record = FeedbackGiven(
-            event_id=f"ignored-{command.ref}", user_id=state.user_id, occurred_at=now,
-            source=SOURCE, decision_id=command.ref or "", tip_id=showing.tip_id if showing else "?",
-            reaction="ignored",
-        )
-        await self.feedback.send(key=state.user_id.encode(), value=encode(record))
-
-    async def _plan(self, message: Any, key: bytes, before: UserFeatures | None,
-                    after: UserFeatures, trigger: Trigger | None, now: datetime) -> None:
-        commands = plan_timers(before, after, trigger, now)
-        if commands:
-            self._apply_commands(message, key, commands)
-
-    def _apply_commands(self, message: Any, key: bytes, commands: list[TimerCommand]) -> None:
-        _, timers = decode_entry(self.timers.get(key))
-        for command in commands:
-            if command.action == "set":
-                timers[command.timer_id] = [command.purpose, command.fire_at.timestamp(),
-                                            command.ref]
-            else:
-                timers.pop(command.timer_id, None)
-        if timers:
-            self.timers[key] = encode_entry(message.partition, timers)
-        elif key in self.timers:
-            del self.timers[key]
-        self.schedule.replace_user(key, message.partition, timers)
-
-    def _forget(self, message: Any, key: bytes, now: datetime) -> None:
-        """Deletion requested: the person's state becomes a forgotten marker, their timers
-        only the one that purges it (docs/adr/0012-durable-forgetting.md).
-
-        The marker holds the deletion time and nothing else. While it stands, late
-        signals, reactions and timer commands of theirs (published before the
-        deletion, read after it, by this worker or the partition's next owner) are
-        dropped. When the forget window ends, `_purge` leaves tombstones only.
-        """
-        purge = forget_timer(key.decode(), now, self.forget_window_s)
-        timers = {purge.timer_id: [purge.purpose, purge.fire_at.timestamp(), purge.ref]}
-        self.features[key] = dump_forgotten(seconds(now))
-        self.timers[key] = encode_entry(message.partition, timers)
-        self.schedule.replace_user(key, message.partition, timers)
-        self.counters.inc("oo_users_forgotten_total")
-
-    def _purge(self, key: bytes) -> None:
-        """The forget window is over: tombstones for the person in both tables."""
-        if key in self.timers:
-            del self.timers[key]
-        if key in self.features:
-            del self.features[key]
-        self.schedule.drop_user(key)
-        self.counters.inc("oo_users_purged_total")
-
-    async def _resend(self, key: bytes, entry: Entry) -> None:
-        """Publish again the person's unconfirmed decisions that no send of this process
-        accounts for (a crashed or previous owner's), so a decision the state records is
-        never lost (docs/adr/0010-decisions-before-state.md). Called on every load of a
-        person who is not being forgotten, duplicates and stale firings included."""
-        for unconfirmed in entry.outbox:
-            if unconfirmed.decision_id not in self.inflight and \
-                    unconfirmed.decision_id not in self.acked:
-                await self._publish(key, unconfirmed.decision_id, unconfirmed.record.encode(), [])
-                self.counters.inc("oo_decisions_resent_total")
-                log.info("re-sent unconfirmed decision %s for %s", unconfirmed.decision_id,
-                         key.decode(errors="replace"))
-
-    def _store(self, key: bytes, state: UserFeatures, outbox: list[Unconfirmed]) -> None:
-        """Write the state with the decisions the broker has not confirmed yet."""
+    def _pending(self, key: bytes, outbox: list[Unconfirmed]) -> list[Unconfirmed]:
+        """The decisions the state must still carry: those the broker has not confirmed."""
         pending = []
         for entry in outbox:
             if entry.decision_id in self.acked:
@@ -346,7 +189,7 @@ class Engine:
             log.warning("%d unconfirmed decisions for %s: keeping the newest %d", len(pending),
                         key.decode(errors="replace"), OUTBOX_LIMIT)
             pending = pending[-OUTBOX_LIMIT:]
-        self.features[key] = dump_state(state, pending)
+        return pending
 
     async def _publish(self, key: bytes, decision_id: str, value: bytes,
                        headers: list[tuple[str, bytes]]) -> None:
@@ -395,6 +238,50 @@ def propagated(headers: Any) -> list[tuple[str, bytes]]:
     items = headers.items() if isinstance(headers, dict) else headers
     return [(str(k), bytes(v)) for k, v in items
             if v is not None and (k == "traceparent" or str(k).startswith("oo-"))][:8]
+
+
+def person_of(key: bytes, features: bytes | None, timers: bytes | None) -> Person:
+    """The person as a `features` and a `timers` table value hold them."""
+    entry = load_entry(features)
+    _, stored = decode_entry(timers)
+    return Person(key.decode(), entry.state, entry.forgotten_at,
+                  {k: (str(v[0]), float(v[1]), v[2]) for k, v in stored.items()},
+                  tuple(entry.outbox))
+
+
+def decision_record(decision: Decision) -> TipDecided:
+    """The `oo.tips.decided` record of a decision."""
+    return TipDecided(
+        event_id=decision.decision_id, user_id=decision.user_id,
+        occurred_at=decision.decided_at, source=SOURCE, decision_id=decision.decision_id,
+        triggered_by=decision.triggered_by, moment=decision.moment, policy=decision.policy,
+        propensity=decision.propensity, reason=decision.reason,
+        tip=Tip(**decision.tip.to_dict()), context_snapshot=dict(decision.context_snapshot),
+        expires_at=decision.expires_at,
+    )
+
+
+def read(message: Any) -> tuple[Event, datetime]:
+    """The step's event for a consumed message, and the engine's now for it.
+
+    Raises InvalidRecord for a record that fails validation.
+    """
+    if message.topic == FEEDBACK.name:
+        reaction = cast(FeedbackGiven, decode_event(FEEDBACK, message.key, message.value))
+        return Reacted(reaction), _later(reaction.occurred_at)
+    if message.topic == TIMERS.name:
+        command = decode(TimerScheduled, message.value)
+        if message.key != command.user_id.encode():
+            raise InvalidRecord("message key is not the record's user_id")
+        if command.action == "fire":
+            return (TimerDue(command.timer_id, command.purpose, command.fire_at, command.ref),
+                    _later(command.fire_at))
+        return (TimerCommanded(TimerCommand(command.action, command.timer_id, command.purpose,
+                                            command.fire_at, command.ref)),
+                _later(command.occurred_at))
+    domain = DOMAIN_BY_TOPIC[message.topic]
+    record = decode_event(SIGNALS[domain], message.key, message.value)
+    return Signalled(record, domain), _later(record.occurred_at)
 
 
 def _later(when: datetime) -> datetime:

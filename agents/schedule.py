@@ -10,7 +10,7 @@ cancels timers, and popped by the firing loop. No periodic scan of all users.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,7 @@ class Due:
     partition: int
 
 
-def encode_entry(partition: int, timers: dict[str, list[Any]]) -> bytes:
+def encode_entry(partition: int, timers: Mapping[str, Sequence[Any]]) -> bytes:
     """The table value: the partition and {timer_id: [purpose, fire_at, ref]}."""
     return orjson.dumps({"p": partition, "t": timers})
 
@@ -64,7 +64,8 @@ class TimerSchedule:
             if partition in self.partitions:
                 self.replace_user(user_key, partition, timers)
 
-    def replace_user(self, user_key: bytes, partition: int, timers: dict[str, list[Any]]) -> None:
+    def replace_user(self, user_key: bytes, partition: int,
+                     timers: Mapping[str, Sequence[Any]]) -> None:
         """Make the schedule hold exactly `timers` for this user."""
         for timer_id in self._by_user.pop(user_key, set()) - timers.keys():
             self._live.pop((user_key, timer_id), None)

@@ -20,16 +20,12 @@ from typing import Any, NamedTuple
 import orjson
 
 from domain.features import UserFeatures
+from domain.step import Unconfirmed
+
+__all__ = ["Entry", "Unconfirmed", "dump_forgotten", "dump_state", "load_entry", "load_state"]
 
 OUTBOX_KEY = "outbox"
 FORGOTTEN_KEY = "forgotten_at"
-
-
-class Unconfirmed(NamedTuple):
-    """A decision on its way to `oo.tips.decided`: its id and its encoded record."""
-
-    decision_id: str
-    record: str
 
 
 def _rows(value: Any) -> Any:
