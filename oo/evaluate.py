@@ -2,12 +2,12 @@
 
 Each synthetic person lives the simulator's routine (`oo.simulator`: the
 same signals, seed for seed) and has a hidden `oo.tastes.Taste`. For every
-policy the same people are run through the engine's real pure decision path
-— `fold`, `decide` (the real moments, guards and candidates), `apply_decision`,
-`plan_timers`, `apply_feedback`, tip expiry — with their reactions drawn from
+policy the same people are run through the engine's own pure step
+(`domain.step.step`: fold, decide with the real moments, guards and
+candidates, timers, reactions, tip expiry), with their reactions drawn from
 their taste (common random numbers: a decision gets the same draws under
-every policy). Nothing goes through Kafka; the loop is `Subject.run`, which
-follows `agents/engine.py` step by step.
+every policy). Nothing goes through Kafka; `Subject.run` orders the
+person's signals, timers and reactions in time and measures each step.
 
 Reported per policy: acceptance rate (done or ack, per tip sent), dismiss and
 ignored rates, tips per person-day, mean reward per decision point and per
@@ -31,20 +31,22 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import IO, Any
 
 from domain.bandit import QUIET, arm_group
 from domain.candidates import Tip, gather
 from domain.clock import utc
-from domain.decide import TIP_TTL, Decision, decide, decision_id_for, seed_for
-from domain.features import UserFeatures, apply_decision, apply_feedback, fold, record_quiet
+from domain.decide import TIP_TTL, Decision, Skip, decision_id_for, seed_for
+from domain.features import UserFeatures
 from domain.guards import GUARDS, learned_timing
 from domain.learning import Learned
 from domain.moments import SignalTrigger, TimerFired, Trigger, detect
 from domain.policies import REGISTRY, Pick, Policy, resolve, uses_learned_timing
 from domain.priors import DEFAULT_PRIORS, Priors, fit_priors
 from domain.reward import ACCEPTED, NO_TIP_REWARD, REWARD
-from domain.timers import plan_timers, tip_expired_unanswered
+from domain.step import Config, Person, Reacted, SendReaction, Signalled, Step, TimerDue, step
+from domain.timers import TimerCommand
 from oo.metrics_report import event_of
 from oo.simulator import Person as SimPerson
 from oo.simulator import simulate_people
@@ -65,20 +67,24 @@ class Oracle:
 
     At each decision point it takes the action of highest expected reward (a
     tip, or no tip when every tip's is below 0). The evaluation sets `worth`
-    (expected reward per tip id) before each decision.
+    (the expected reward of a tip at a decision point: features, tip, moment,
+    instant) before each step.
     """
 
     name: str = "oracle"
     learned_timing: bool = False
-    worth: dict[str, float] = field(default_factory=dict)
+    worth: Callable[[UserFeatures, Tip, Any, float], float] | None = None
 
     def pick(self, features: UserFeatures, candidates: Sequence[Tip], moment: Any, seed: int,
              at: float | None = None) -> Pick | None:
         """The candidate of highest expected reward, or no tip."""
         if not candidates:
             return None
-        best = max(candidates, key=lambda tip: self.worth.get(tip.id, 0.0))
-        if self.worth.get(best.id, 0.0) <= NO_TIP_REWARD:
+        when = float(at if at is not None else 0)
+        worth = {tip.id: self.worth(features, tip, moment, when) if self.worth else 0.0
+                 for tip in candidates}
+        best = max(candidates, key=lambda tip: worth[tip.id])
+        if worth[best.id] <= NO_TIP_REWARD:
             return Pick(None, 1.0, {QUIET: 1.0})
         return Pick(best, 1.0, {best.id: 1.0})
 
@@ -191,7 +197,7 @@ class Subject:
     end: float
     log: Callable[[dict[str, Any]], None] | None = None
     events: Callable[[dict[str, Any]], None] | None = None
-    state: UserFeatures | None = None
+    person: Person = field(init=False)
     # From `switch_at` (epoch s) on, `then` decides instead of `policy` (a switch-over).
     then: Policy | None = None
     switch_at: float | None = None
@@ -199,7 +205,6 @@ class Subject:
     # `canary` policy decides instead: its decisions are sent, one at a time.
     canary: Policy | None = None
     canary_share: float = 0.0
-    timers: dict[str, tuple[str, float, str | None]] = field(default_factory=dict)
     heap: list[tuple[float, int, int, Any]] = field(default_factory=list)
     memory: Memory = field(default_factory=Memory)
     open: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -208,6 +213,12 @@ class Subject:
 
     def __post_init__(self) -> None:
         self.tally = Tally(self.user_id, resolve(self.policy, self.user_id).name)
+        self.person = Person(self.user_id)
+
+    @property
+    def state(self) -> UserFeatures | None:
+        """The person's features as the engine would hold them."""
+        return self.person.features
 
     def live_at(self, at: float, decision_id: str = "") -> Policy:
         """The policy deciding at `at`: `policy`, or `then` once the switch-over has come, or
@@ -238,7 +249,7 @@ class Subject:
                 self._on_feedback(payload, at)
         return self.tally
 
-    # --- the engine's steps ---------------------------------------------
+    # --- the engine's steps (domain.step, as agents/engine.py runs it) -------
 
     def _on_signal(self, topic: str, record: Event) -> None:
         domain = DOMAIN_BY_TOPIC[topic]
@@ -246,76 +257,82 @@ class Subject:
             event = event_of(topic, record)
             if event is not None:
                 self.events(event)
-        before = self.state
-        state, changed = fold(before, record, domain)
-        if not changed:
-            return
         trigger = SignalTrigger(record, domain)
-        now = record.occurred_at
-        self.state = self._decide(state, trigger, now)
-        self._plan(before, trigger, now)
+        present = domain == "mood" or getattr(record, "kind", None) in PRESENT_SIGNALS
+        self._step(Signalled(record, domain), trigger, record.occurred_at, present)
 
     def _on_timer(self, payload: tuple[str, float], at: float) -> None:
         timer_id, fire_at = payload
-        stored = self.timers.get(timer_id)
+        stored = self.person.timers.get(timer_id)
         if stored is None or stored[1] != fire_at or self.state is None:
             return  # moved, cancelled or fired already
-        del self.timers[timer_id]
         purpose, _, ref = stored
-        before, now = self.state, utc(fire_at)
-        trigger = TimerFired(timer_id, purpose, now, ref)
-        if purpose == "tip_expired":
-            if tip_expired_unanswered(before, ref):
-                self.state, _ = apply_feedback(before, ref or "", "ignored", now)
-                self._outcome(ref or "", "ignored")
-                self._event("feedback", fire_at, decision_id=ref, reaction="ignored")
-        elif at < self.end:
-            self.state = self._decide(before, trigger, now)
-        self._plan(before, trigger, now)
+        if purpose != "tip_expired" and at >= self.end:
+            return  # the simulated days are over: only tips still showing expire
+        now = utc(fire_at)
+        self._step(TimerDue(timer_id, purpose, now, ref), TimerFired(timer_id, purpose, now, ref),
+                   now, False)
 
     def _on_feedback(self, payload: tuple[str, str, str], at: float) -> None:
         decision_id, tip_id, reaction = payload
         if self.state is None:
             return
-        before = self.state
-        self.state, changed = apply_feedback(before, decision_id, reaction, utc(at), tip_id=tip_id)
-        if changed:
+        answer = _Answer(decision_id, tip_id, reaction, utc(at))
+        before = self.person
+        done = step(before, Reacted(answer), utc(at), Config(self.policy, self.shadows))
+        self.person = done.person
+        if done.person.features is not before.features:
             self._outcome(decision_id, reaction)
-            self._plan(before, None, utc(at))
+            self._push_timers(done)
             self._event("feedback", at, decision_id=decision_id, reaction=reaction)
 
-    def _plan(self, before: UserFeatures | None, trigger: Trigger | None, now: datetime) -> None:
-        assert self.state is not None
-        for command in plan_timers(before, self.state, trigger, now):
-            if command.action == "set":
-                fire_at = command.fire_at.timestamp()
-                self.timers[command.timer_id] = (command.purpose, fire_at, command.ref)
-                self._push(fire_at, _TIMER, (command.timer_id, fire_at))
-            else:
-                self.timers.pop(command.timer_id, None)
+    def _step(self, event: Signalled | TimerDue, trigger: Trigger, now: datetime,
+              present: bool) -> None:
+        """One step of the engine, then what the simulation measures of it."""
+        at = now.timestamp()
+        policy = self.live_at(at, decision_id_for(trigger.trigger_id))
+        if isinstance(policy, Oracle):
+            policy.worth = partial(self._worth, present)
+        done = step(self.person, event, now, Config(policy, self.shadows))
+        self.person = done.person
+        if done.judged is not None and done.result is not None:
+            self._measure(done.judged, done.result, trigger, now, present)
+        for effect in done.effects:
+            if isinstance(effect, SendReaction) and effect.reaction == "ignored":
+                self._outcome(effect.decision_id, "ignored")
+                self._event("feedback", at, decision_id=effect.decision_id, reaction="ignored")
+        self._push_timers(done)
+
+    def _push_timers(self, done: Step) -> None:
+        for effect in done.effects:
+            if isinstance(effect, TimerCommand) and effect.action == "set":
+                fire_at = effect.fire_at.timestamp()
+                self._push(fire_at, _TIMER, (effect.timer_id, fire_at))
 
     # --- deciding, and the person's answer ------------------------------
 
-    def _decide(self, state: UserFeatures, trigger: Trigger, now: datetime) -> UserFeatures:
-        verdict = detect(state, trigger, now, GUARDS)
-        moment = verdict.moment
+    def _worth(self, present: bool, features: UserFeatures, tip: Tip, moment: Any,
+               at: float) -> float:
+        """A tip's expected reward at a decision point, under the hidden taste."""
+        return chances(self.taste, self.memory, group=arm_group(tip), tip_id=tip.id,
+                       moment=moment.name, present=present, local=features.local_time(at),
+                       at=at).expected_reward(tip.kind)
+
+    def _measure(self, state: UserFeatures, result: Decision | Skip, trigger: Trigger,
+                 now: datetime, present: bool) -> None:
+        """Tally a decision point: what was decided on `state` (the features it was judged on)."""
+        moment = detect(state, trigger, now, GUARDS).moment
         if moment is None:
-            return state  # no decision point: no moment, or a guard every policy obeys
+            return  # no decision point: no moment, or a guard every policy obeys
+        if not isinstance(result, Decision) and result.point is None:
+            return  # e.g. a duplicate, or no candidate
         at = now.timestamp()
-        present = isinstance(trigger, SignalTrigger) and (
-            trigger.domain == "mood" or getattr(trigger.event, "kind", None) in PRESENT_SIGNALS)
         candidates = gather(state, moment, now)
         local = state.local_time(at)
         odds = {tip.id: (tip, chances(self.taste, self.memory, group=arm_group(tip), tip_id=tip.id,
                                       moment=moment.name, present=present, local=local, at=at))
                 for tip in candidates}
         worth = {tip_id: ch.expected_reward(tip.kind) for tip_id, (tip, ch) in odds.items()}
-        policy = self.live_at(at, decision_id_for(trigger.trigger_id))
-        if isinstance(policy, Oracle):
-            policy.worth = worth
-        result = decide(state, trigger, now, policy=policy, shadow_policies=self.shadows)
-        if not isinstance(result, Decision) and result.point is None:
-            return state  # e.g. a duplicate, or no candidate
         best = max([NO_TIP_REWARD, *worth.values()])
         self.tally.points += 1
         self.tally.best += best
@@ -324,18 +341,14 @@ class Subject:
             tip = result.tip
             self.tally.sends += 1
             self.tally.expected += worth.get(tip.id, 0.0)
-            state, _ = apply_decision(state, result.decision_id, tip.id, tip.kind, now,
-                                      result.expires_at, moment=result.moment,
-                                      group=result.group, policy=result.policy)
             self._event("decided", at, decision_id=result.decision_id)
             self._event("feedback", at + 2, decision_id=result.decision_id, reaction="delivered")
             self._answer(result.decision_id, tip, odds[tip.id][1], at)
             self.memory.received(tip.id, at)
             self.open[result.decision_id] = entry
-            return state
+            return
         entry["reward"] = NO_TIP_REWARD
         self._write(entry)
-        return record_quiet(state, result.decision_id, now, dict(result.point or {}))
 
     def _entry(self, result: Any, now: datetime, moment: str, worth: Mapping[str, float],
                present: bool) -> dict[str, Any]:
@@ -382,6 +395,17 @@ class Subject:
     def _write(self, entry: dict[str, Any]) -> None:
         if self.log is not None:
             self.log(entry)
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """A drawn reaction, shaped as the step reads a `FeedbackGiven`."""
+
+    decision_id: str
+    tip_id: str
+    reaction: str
+    occurred_at: datetime
+    dwell_ms: int | None = None
 
 
 def in_canary(decision_id: str, share: float) -> bool:
