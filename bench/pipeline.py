@@ -2,9 +2,9 @@
 
 In one run, side by side, against the real local broker:
 
-1. **stages** — CPU µs per signal of each step of the engine's hot path
-   (decode, load, fold, decide, emit, plan timers, timer entries, store,
-   RocksDB get+put), in this process on the same simulated signals;
+1. **stages** — CPU µs per signal of each part of the engine's hot path
+   (decode, load, the pure step — fold, decide, timers —, emit, timer entries,
+   store, RocksDB get+put), in this process on the same simulated signals;
 2. **raw** — one plain `AIOKafkaConsumer` (no group) reading every signal
    from the signal topics: the ceiling for any consumer in Python;
 3. **Faust floor** — `bench.floor`: a worker with the same Faust settings
@@ -396,45 +396,33 @@ class _Case:
 
 
 def _record_cases(signals: Sequence[Signal]) -> list[_Case]:
-    """Run the engine's steps once over `signals` with dict tables, keeping each step's input."""
-    from agents.schedule import decode_entry, encode_entry
-    from domain.decide import Decision, decide
-    from domain.features import UserFeatures, apply_decision, fold
-    from domain.moments import SignalTrigger
-    from domain.timers import plan_timers
+    """Run the engine's step once over `signals` with dict tables, keeping each step's input."""
+    from agents.engine import person_of
+    from agents.schedule import encode_entry
+    from agents.state import dump_state
+    from domain.step import Config, Signalled, step
     from topics.validation import decode_event
 
     table: dict[bytes, bytes] = {}
     timer_table: dict[bytes, bytes] = {}
+    config = Config("random")
     cases = []
     for s in signals:
         domain = DOMAIN_BY_TOPIC[s.topic]
         spec = SIGNALS[domain]
         record = decode_event(spec, s.key, s.value)
-        stored = table.get(s.key)
-        before = UserFeatures.from_dict(json.loads(stored)) if stored else None
-        state, changed = fold(before, record, domain)
-        if not changed or state.deletion_requested:
-            continue
+        stored, timers = table.get(s.key), timer_table.get(s.key)
         wall = datetime.now(UTC)
         now = record.occurred_at if record.occurred_at > wall else wall
-        cases.append(_Case(spec, domain, s.key, s.value, stored, timer_table.get(s.key), now,
-                           hash(s.key) % 4))
-        trigger = SignalTrigger(record, domain)
-        result = decide(state, trigger, now, policy="random")
-        if isinstance(result, Decision):
-            state, _ = apply_decision(state, result.decision_id, result.tip.id, result.tip.kind,
-                                      now, result.expires_at)
-        commands = plan_timers(before, state, trigger, now)
-        if commands:
-            _, timers = decode_entry(timer_table.get(s.key))
-            for c in commands:
-                if c.action == "set":
-                    timers[c.timer_id] = [c.purpose, c.fire_at.timestamp(), c.ref]
-                else:
-                    timers.pop(c.timer_id, None)
-            timer_table[s.key] = encode_entry(0, timers)
-        table[s.key] = json.dumps(state.to_dict(), separators=(",", ":")).encode()
+        person = person_of(s.key, stored, timers)
+        done = step(person, Signalled(record, domain), now, config)
+        after = done.person
+        if after.features is person.features or after.features is None:
+            continue  # a duplicate, or a deletion: not the path being measured
+        cases.append(_Case(spec, domain, s.key, s.value, stored, timers, now, hash(s.key) % 4))
+        if after.timers is not person.timers:
+            timer_table[s.key] = encode_entry(0, after.timers)
+        table[s.key] = dump_state(after.features)
     return cases
 
 
@@ -454,16 +442,15 @@ def _stage_pass(cases: Sequence[_Case], db: Any, chunk: int = 100) -> dict[str, 
 
 
 def _stage_chunk(cases: Sequence[_Case], db: Any) -> dict[str, int]:
-    from agents.schedule import TimerSchedule, decode_entry, encode_entry
-    from domain.decide import Decision, decide
-    from domain.features import UserFeatures, apply_decision, fold
-    from domain.moments import SignalTrigger
-    from domain.timers import plan_timers
+    from agents.engine import decision_record, person_of
+    from agents.schedule import TimerSchedule, encode_entry
+    from agents.state import dump_state
+    from domain.step import Config, SendDecision, Signalled, step
     from topics.codec import encode
-    from topics.records import Tip, TipDecided
     from topics.validation import decode_event
 
     clock = time.process_time_ns
+    config = Config("random")
     out: dict[str, int] = {}
 
     t = clock()
@@ -471,55 +458,31 @@ def _stage_chunk(cases: Sequence[_Case], db: Any) -> dict[str, int]:
     out["decode"] = clock() - t
 
     t = clock()
-    befores = [UserFeatures.from_dict(json.loads(c.stored)) if c.stored else None for c in cases]
+    people = [person_of(c.key, c.stored, c.timers) for c in cases]
     out["load"] = clock() - t
 
     t = clock()
-    folded = [fold(b, r, c.domain)[0] for b, r, c in zip(befores, records, cases, strict=True)]
-    out["fold"] = clock() - t
-
-    triggers = [SignalTrigger(r, c.domain) for r, c in zip(records, cases, strict=True)]
-    t = clock()
-    results = [decide(s, tr, c.now, policy="random")
-               for s, tr, c in zip(folded, triggers, cases, strict=True)]
-    afters = [apply_decision(s, r.decision_id, r.tip.id, r.tip.kind, c.now, r.expires_at)[0]
-              if isinstance(r, Decision) else s
-              for s, r, c in zip(folded, results, cases, strict=True)]
-    out["decide"] = clock() - t
+    steps = [step(p, Signalled(r, c.domain), c.now, config)
+             for p, r, c in zip(people, records, cases, strict=True)]
+    out["step"] = clock() - t
 
     t = clock()
-    for s, r, c in zip(folded, results, cases, strict=True):
-        if isinstance(r, Decision):
-            encode(TipDecided(
-                event_id=r.decision_id, user_id=s.user_id, occurred_at=c.now, source="oo.engine",
-                decision_id=r.decision_id, triggered_by=r.triggered_by, moment=r.moment,
-                policy=r.policy, propensity=r.propensity, reason=r.reason,
-                tip=Tip(**r.tip.to_dict()), context_snapshot=dict(r.context_snapshot),
-                expires_at=r.expires_at))
+    for done in steps:
+        for effect in done.effects:
+            if isinstance(effect, SendDecision):
+                encode(decision_record(effect.decision))
     out["emit"] = clock() - t
-
-    t = clock()
-    plans = [plan_timers(b, a, tr, c.now)
-             for b, a, tr, c in zip(befores, afters, triggers, cases, strict=True)]
-    out["plan timers"] = clock() - t
 
     schedule = TimerSchedule()
     t = clock()
-    for commands, c in zip(plans, cases, strict=True):
-        if commands:
-            _, timers = decode_entry(c.timers)
-            for command in commands:
-                if command.action == "set":
-                    timers[command.timer_id] = [command.purpose, command.fire_at.timestamp(),
-                                                command.ref]
-                else:
-                    timers.pop(command.timer_id, None)
-            encode_entry(c.partition, timers)
-            schedule.replace_user(c.key, c.partition, timers)
+    for before, done, c in zip(people, steps, cases, strict=True):
+        if done.person.timers is not before.timers:
+            encode_entry(c.partition, done.person.timers)
+            schedule.replace_user(c.key, c.partition, done.person.timers)
     out["timer entries"] = clock() - t
 
     t = clock()
-    stored = [json.dumps(a.to_dict(), separators=(",", ":")).encode() for a in afters]
+    stored = [dump_state(done.person.features) for done in steps if done.person.features]
     out["store"] = clock() - t
 
     t = clock()
