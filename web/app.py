@@ -55,8 +55,8 @@ def create_app(settings: Settings, *, relay: bool = True) -> web.Application:
 
     `relay=False` leaves the outbox to another process (tests of the relay itself).
     """
-    app = web.Application(middlewares=[observe, security_headers, error_middleware],
-                          client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[observe, error_middleware], client_max_size=MAX_BODY)
+    app.on_response_prepare.append(security_headers)
     app[METRICS] = WebMetrics()
     app[PRODUCT] = ProductMetrics()
     app[SETTINGS] = settings
