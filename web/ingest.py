@@ -23,6 +23,7 @@ from adapters.ingest import IngestStore
 from topics.catalog import SIGNALS
 from topics.codec import InvalidRecord, Limit, from_plain
 from topics.records import Event
+from topics.validation import TimeOutOfRange, check_recent, check_times
 from web.api import body
 from web.errors import ApiError, NotFound, TooManyRequests
 from web.keys import DB, INGEST_LIMITER
@@ -91,19 +92,25 @@ async def ingest(request: web.Request) -> web.Response:
     if wait:
         raise TooManyRequests(retry_after(wait), "requests for this token")
     batch: SignalBatch = await body(request, SignalBatch)
-    records = [_record(i, item, str(owner.user_id), owner.domains)
+    now = datetime.now(UTC)
+    records = [_record(i, item, str(owner.user_id), owner.domains, now)
                for i, item in enumerate(batch.signals)]
     ids = [r.event_id for _, r in records]
     if len(set(ids)) != len(ids):
         raise ApiError("signals: an event_id appears twice in the batch")
-    done = await store(request).ingest(owner.user_id, records, datetime.now(UTC))
+    done = await store(request).ingest(owner.user_id, records, now)
     return web.json_response({"accepted": done.accepted, "duplicates": done.duplicates},
                              status=202)
 
 
 def _record(index: int, item: dict[str, Any], user_id: str,
-            allowed: frozenset[str]) -> tuple[str, Event]:
-    """One batch item as its validated record; errors name the item and the field."""
+            allowed: frozenset[str], now: datetime) -> tuple[str, Event]:
+    """One batch item as its validated record; errors name the item and the field.
+
+    A well-formed time too far from now (occurred_at more than a day ahead or a
+    year back; any time outside the years the engine computes with) is a 422:
+    the request is understood, its content refused.
+    """
     where = f"signals[{index}]"
     domain = item.get("domain")
     if domain not in INGESTIBLE:
@@ -116,7 +123,12 @@ def _record(index: int, item: dict[str, Any], user_id: str,
     fields["user_id"] = user_id
     fields.setdefault("source", "ingest")
     try:
-        return domain, from_plain(SIGNALS[domain].record, fields)
+        record = from_plain(SIGNALS[domain].record, fields)
+        check_times(record)
+        check_recent(record.occurred_at, now)
+    except TimeOutOfRange as err:
+        raise ApiError(f"{where}.{err.reason}", status=422) from None
     except InvalidRecord as err:
         raise ApiError(f"{where}.{err.reason}" if not err.reason.startswith("record")
                        else f"{where}: {err.reason.removeprefix('record: ')}") from None
+    return domain, record
