@@ -4,7 +4,7 @@ An `on_response_prepare` hook rather than a middleware: it also reaches the
 responses a handler prepares itself (the event stream) and static files, and it
 runs before aiohttp adds its own `Server: Python/… aiohttp/…`.
 
-- The fixed headers below (CSP, nosniff, no referrer, no framing, …).
+- The fixed headers below (CSP, nosniff, no referrer to other sites, no framing, …).
 - `Server: oO`: no versions to look known bugs up by.
 - `Cache-Control: no-store` unless the handler chose otherwise, on every
   response but static files: JSON answers (the tip, preferences, the export,
@@ -31,7 +31,10 @@ CSP = (
 HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: other sites still learn nothing, but under no-referrer
+    # browsers send `Origin: null` with our own form posts (sign-out, connectors), and
+    # the CSRF check refuses a null Origin (a sandboxed frame of any site sends one).
+    "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
     "Cross-Origin-Opener-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
