@@ -64,7 +64,8 @@ SECTIONS: Mapping[str, str] = {
         FROM push_withdrawals w JOIN tip_instances t USING (decision_id)
         WHERE t.user_id = $1 ORDER BY w.updated_at, w.decision_id""",
     "ingest_tokens": """
-        SELECT id, name, domains, created_at, last_used_at, revoked_at FROM ingest_tokens
+        SELECT id, name, domains, created_at, last_used_at, revoked_at, expires_at
+        FROM ingest_tokens
         WHERE user_id = $1 ORDER BY created_at""",
     "ingested_events": """
         SELECT event_id, accepted_at FROM ingested_events

@@ -1,7 +1,8 @@
 """PostgreSQL adapter for ingest tokens and ingested signals.
 
 A token is 32 random bytes shown once at creation; only its SHA-256 is stored.
-Each token is scoped to signal domains. An accepted batch is one transaction:
+Each token is scoped to signal domains, and may have an expiry after which it
+is refused like a revoked one. An accepted batch is one transaction:
 its new events go to the outbox (adapters/outbox.py) and their ids into
 `ingested_events`, so a replayed event id is accepted once and a batch is
 never half-applied.
@@ -14,7 +15,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
@@ -39,6 +40,10 @@ class TokenOwner:
     domains: frozenset[str]
 
 
+# Why a presented token opens nothing: never seen (or revoked), or past its expiry.
+Refused = Literal["unknown", "expired"]
+
+
 @dataclass(frozen=True, slots=True)
 class Ingested:
     accepted: int
@@ -51,19 +56,22 @@ class IngestStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def create_token(self, user_id: uuid.UUID, name: str,
-                           domains: list[str]) -> tuple[dict[str, Any], str]:
-        """A new token: its listing, and the token itself (returned this once only)."""
+    async def create_token(self, user_id: uuid.UUID, name: str, domains: list[str],
+                           expires_at: datetime | None = None) -> tuple[dict[str, Any], str]:
+        """A new token: its listing, and the token itself (returned this once only).
+
+        `expires_at` (None: until revoked) must be after now (the table checks it).
+        """
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         row = await self._pool.fetchrow(
-            """INSERT INTO ingest_tokens (user_id, name, token_hash, domains)
-               VALUES ($1, $2, $3, $4) RETURNING id, name, domains, created_at,
-               last_used_at, revoked_at""", user_id, name, token_hash(token), domains)
+            f"""INSERT INTO ingest_tokens (user_id, name, token_hash, domains, expires_at)
+               VALUES ($1, $2, $3, $4, $5) RETURNING {_LISTED}""",
+            user_id, name, token_hash(token), domains, expires_at)
         return _listing(row), token
 
     async def tokens(self, user_id: uuid.UUID) -> list[dict[str, Any]]:
         rows = await self._pool.fetch(
-            """SELECT id, name, domains, created_at, last_used_at, revoked_at FROM ingest_tokens
+            f"""SELECT {_LISTED} FROM ingest_tokens
                WHERE user_id = $1 ORDER BY created_at""", user_id)
         return [_listing(r) for r in rows]
 
@@ -73,17 +81,23 @@ class IngestStore:
                WHERE id = $1 AND user_id = $2 RETURNING true""", token_id, user_id)
         return bool(revoked)
 
-    async def owner(self, token: str) -> TokenOwner | None:
-        """The live token's owner, or None (unknown or revoked)."""
+    async def owner(self, token: str) -> TokenOwner | Refused:
+        """The live token's owner, or why it is refused ("unknown" also for revoked)."""
         if not token.startswith(TOKEN_PREFIX) or len(token) > 100:
-            return None
+            return "unknown"
+        digest = token_hash(token)
         row = await self._pool.fetchrow(
             """UPDATE ingest_tokens SET last_used_at = now()
                WHERE token_hash = $1 AND revoked_at IS NULL
-               RETURNING id, user_id, domains""", token_hash(token))
-        if row is None:
-            return None
-        return TokenOwner(row["id"], row["user_id"], frozenset(row["domains"]))
+                 AND (expires_at IS NULL OR expires_at > now())
+               RETURNING id, user_id, domains""", digest)
+        if row is not None:
+            return TokenOwner(row["id"], row["user_id"], frozenset(row["domains"]))
+        # Only a refusal asks again (to say "expired" to the token's holder, who knows it).
+        expired = await self._pool.fetchval(
+            "SELECT true FROM ingest_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+            digest)
+        return "expired" if expired else "unknown"
 
     async def ingest(self, user_id: uuid.UUID, records: list[tuple[str, Event]],
                      now: datetime) -> Ingested:
@@ -103,8 +117,13 @@ class IngestStore:
         return Ingested(accepted, len(records) - accepted)
 
 
+_LISTED = ("id, name, domains, created_at, last_used_at, revoked_at, expires_at, "
+           "coalesce(expires_at <= now(), false) AS expired")
+
+
 def _listing(row: asyncpg.Record) -> dict[str, Any]:
     return {"id": str(row["id"]), "name": row["name"], "domains": list(row["domains"]),
             "created_at": row["created_at"].isoformat(),
             "last_used_at": row["last_used_at"].isoformat() if row["last_used_at"] else None,
-            "revoked": row["revoked_at"] is not None}
+            "expires_at": row["expires_at"].isoformat() if row["expires_at"] else None,
+            "revoked": row["revoked_at"] is not None, "expired": row["expired"]}

@@ -1,4 +1,12 @@
-"""The Faust application: configuration, agents and the worker's web pages."""
+"""The Faust application: configuration, agents and the worker's web pages.
+
+The worker's web server serves only `/health`, `/ready` and `/metrics`
+(oo/exposure.py says who may read which). Faust's built-in views are off:
+`/table/<name>/<key>/` would show any person's whole feature state to anyone
+who reaches the port, `/router/` the cluster's layout, `/` (in debug) and
+`/graph` the worker's internals. `table_route` (the only user of `/router`)
+is not used: the web app reads PostgreSQL, never the worker's tables.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +19,7 @@ from mode.utils.times import want_seconds
 
 from agents import deadletters, engine, notify
 from agents.counters import Counters
+from oo.exposure import SERVER, metrics_refusal
 from oo.health import readiness
 from oo.settings import Settings
 from topics.admin import InternalTopic
@@ -54,6 +63,18 @@ class App(faust.App):
         consumer = super()._new_consumer()
         _rewind_uncommitted(self, consumer)
         return consumer
+
+    def on_webserver_init(self, web: Any) -> None:
+        """Answer with a `Server` header without versions, and never let a proxy cache a page."""
+        web_app = getattr(web, "web_app", None)  # the aiohttp driver's Application
+        if web_app is not None:
+            web_app.on_response_prepare.append(_plain_headers)
+
+
+async def _plain_headers(request: Any, response: Any) -> None:
+    # on_response_prepare runs before aiohttp adds its own `Server: Python/… aiohttp/…`.
+    response.headers["Server"] = SERVER
+    response.headers.setdefault("Cache-Control", "no-store")
 
 
 def _rewind_uncommitted(app: faust.App, consumer: Any) -> None:
@@ -121,8 +142,18 @@ def create_app(settings: Settings, role: str = "all") -> faust.App:
         processing_guarantee="at_least_once",
         web_enabled=True,
         web_port=settings.worker_web_port,
-        web_bind="127.0.0.1" if settings.env != "production" else "0.0.0.0",
-        web_host="127.0.0.1",
+        # Loopback unless OO_WORKER_WEB_HOST names an internal interface (for a health
+        # check or a Prometheus on another host): nothing here is for the public.
+        web_bind=settings.worker_web_host,
+        web_host=_advertised(settings.worker_web_host),
+        # Faust's own views, each off by its own setting (faust/web/base.py BLUEPRINT_FLAGS):
+        # tables (any key's value: people's state), router (cluster layout), stats and
+        # graph (internals), performance metrics (unauthenticated). See the docstring.
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
         autodiscover=False,
         producer_acks=-1,
         producer_linger_ms=5,
@@ -149,6 +180,11 @@ def create_app(settings: Settings, role: str = "all") -> faust.App:
         notify.register(app, settings, dead, counters)
     _register_pages(app, settings, counters)
     return app
+
+
+def _advertised(bind: str) -> str:
+    """The host Faust names this worker by: the bound address, or loopback for a wildcard."""
+    return "127.0.0.1" if bind in ("0.0.0.0", "::", "") else bind
 
 
 def internal_topics(app: faust.App) -> list[InternalTopic]:
@@ -188,6 +224,13 @@ def _register_pages(app: faust.App, settings: Settings, counters: Counters) -> N
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
+        refused = metrics_refusal(settings, request.headers.get("Authorization"),
+                                  request.remote)
+        if refused is not None:
+            status, message = refused
+            headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+            return web.json({"error": message, "status": status}, status=status,
+                            headers=headers)
         text = counters.prometheus() + consumer_lag(app)
         return web.text(text, content_type="text/plain; version=0.0.4")
 

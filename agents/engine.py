@@ -50,7 +50,7 @@ from oo.settings import Settings
 from topics.catalog import FEEDBACK, SIGNALS, TIMERS, TIPS_DECIDED
 from topics.codec import InvalidRecord, decode, encode
 from topics.records import FeedbackGiven, TimerScheduled, Tip, TipDecided
-from topics.validation import decode_event
+from topics.validation import check_times, decode_event
 
 log = logging.getLogger(__name__)
 FEATURES_TABLE = "features"
@@ -273,6 +273,7 @@ def read(message: Any) -> tuple[Event, datetime]:
         command = decode(TimerScheduled, message.value)
         if message.key != command.user_id.encode():
             raise InvalidRecord("message key is not the record's user_id")
+        check_times(command)  # a fire time no clock can hold is a dead letter, not a crash
         if command.action == "fire":
             return (TimerDue(command.timer_id, command.purpose, command.fire_at, command.ref),
                     _later(command.fire_at))

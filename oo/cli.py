@@ -91,8 +91,9 @@ def _parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="run the Faust worker (the agents)",
                             description="Run the Faust worker: creates missing topics, then runs "
-                            "the agents of its role. Health on OO_WORKER_WEB_PORT (/health, "
-                            "/ready, /metrics): give each worker process its own port.")
+                            "the agents of its role. Health on OO_WORKER_WEB_HOST:OO_WORKER_WEB_PORT "
+                            "(/health, /ready; /metrics with OO_METRICS_TOKEN), loopback by "
+                            "default: give each worker process its own port.")
     worker.add_argument("--role", choices=("all", "engine", "notify"), default="all",
                         help="all: every agent in this process (default); engine: signals, "
                         "timers and feedback into state and decisions; notify: decisions into "

@@ -13,6 +13,8 @@ exits 2 (no traceback).
 | OO_WEB_HOST | 127.0.0.1 | address the web app binds |
 | OO_WEB_PORT | 8080 | port of the web app (PWA + API) |
 | OO_WORKER_WEB_PORT | 6066 | port of the worker's health/metrics web server |
+| OO_WORKER_WEB_HOST | 127.0.0.1 | address the worker's health/metrics web server binds (an internal interface, never a public one) |
+| OO_METRICS_TOKEN | (none: `/metrics` only from loopback in dev and test, off in production) | bearer token `/metrics` of the web app and the worker require (at least 16 characters; masked in `oo settings`) |
 | OO_TOPIC_PARTITIONS | 4 | partitions of every user-keyed topic (co-partitioned) |
 | OO_TOPIC_REPLICATION | 1 | replication factor of created topics |
 | OO_TABLE_STORE | rocksdb:// | Faust table store: rocksdb:// or memory:// |
@@ -54,7 +56,7 @@ from urllib.parse import urlsplit
 ENVIRONMENTS = ("dev", "test", "production")
 VARIABLES = (
     "OO_ENV", "OO_KAFKA_BOOTSTRAP", "OO_DATABASE_URL", "OO_WEB_HOST", "OO_WEB_PORT",
-    "OO_WORKER_WEB_PORT", "OO_TOPIC_PARTITIONS", "OO_TOPIC_REPLICATION", "OO_TABLE_STORE",
+    "OO_WORKER_WEB_PORT", "OO_WORKER_WEB_HOST", "OO_METRICS_TOKEN", "OO_TOPIC_PARTITIONS", "OO_TOPIC_REPLICATION", "OO_TABLE_STORE",
     "OO_APP_ID", "OO_STATE_DIR", "OO_CACHE_DIR", "OO_KAFKA_VERSION", "OO_LOG_LEVEL",
     "OO_POLICY", "OO_SHADOW_POLICIES", "OO_FORGET_WINDOW_S", "OO_VAPID_PRIVATE_KEY", "OO_VAPID_SUBJECT",
     "OO_PUSH_CA_FILE", "OO_PUSH_EXTRA_HOSTS", "OO_DEV_PUSH_PORT",
@@ -62,7 +64,7 @@ VARIABLES = (
     "OO_VAULT_KEYS", "OO_TODOIST_CLIENT_ID", "OO_TODOIST_CLIENT_SECRET", "OO_TODOIST_AUTH_URL",
     "OO_TODOIST_API_URL",
 )
-SECRETS = ("oidc_client_secret", "todoist_client_secret", "vault_keys")  # masked by redacted()
+SECRETS = ("oidc_client_secret", "todoist_client_secret", "vault_keys", "metrics_token")  # masked by redacted()
 LOG_LEVELS = ("debug", "info", "warning", "error")
 TABLE_STORES = ("rocksdb://", "memory://")
 
@@ -116,6 +118,8 @@ class Settings:
     todoist_auth_url: str = "https://todoist.com"
     todoist_api_url: str = "https://api.todoist.com"
     forget_window_s: int = 86400
+    worker_web_host: str = "127.0.0.1"
+    metrics_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -157,6 +161,8 @@ class Settings:
             todoist_auth_url=reader.base_url("OO_TODOIST_AUTH_URL", "https://todoist.com", mode),
             todoist_api_url=reader.base_url("OO_TODOIST_API_URL", "https://api.todoist.com", mode),
             forget_window_s=reader.integer("OO_FORGET_WINDOW_S", 86400, low=1, high=90 * 86400),
+            worker_web_host=reader.text("OO_WORKER_WEB_HOST", "127.0.0.1"),
+            metrics_token=reader.token("OO_METRICS_TOKEN", min_len=16),
         )
         for client, secret in (("OO_OIDC_CLIENT_ID", "OO_OIDC_CLIENT_SECRET"),
                                ("OO_TODOIST_CLIENT_ID", "OO_TODOIST_CLIENT_SECRET")):
@@ -317,6 +323,21 @@ class _Reader:
 
     def optional(self, name: str) -> str | None:
         return self._raw(name)
+
+    def token(self, name: str, *, min_len: int) -> str | None:
+        """A secret of printable ASCII without spaces; empty counts as unset.
+
+        Empty is allowed (unlike other settings) so docker-compose can pass
+        `${OO_METRICS_TOKEN:-}` through without making it required.
+        """
+        value = self._env.get(name, "").strip()
+        if not value:
+            return None
+        if len(value) < min_len or not all("!" <= c <= "~" for c in value):
+            # The value is a secret: the message never quotes it.
+            raise SettingsError(f"{name} must be at least {min_len} printable ASCII characters "
+                                "without spaces (e.g. `openssl rand -hex 24`)")
+        return value
 
     def base_url(self, name: str, default: str, mode: str) -> str:
         """An absolute http(s) URL without query or fragment, no trailing slash; https in production."""

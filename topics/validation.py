@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from topics.catalog import DEADLETTER, TopicSpec
-from topics.codec import InvalidRecord, decode
+from topics.codec import InvalidRecord, decode, format_time
 from topics.records import DeadLettered, Event
+
+# Every time in a record must lie in these years. Python's datetime ends at year 9999,
+# and the engine computes days ahead of an event's time (timers, the next local
+# morning): a signal at 9999-12-31 raised OverflowError inside the engine instead of
+# being refused. The bounds are far from both ends and from any real event.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+# What an outside sender may claim as a signal's occurred_at (POST /api/signals): a
+# tracker's clock may run a little ahead, and a backfill may go a year back.
+AHEAD = timedelta(days=1)
+BACK = timedelta(days=365)
+
+
+class TimeOutOfRange(InvalidRecord):
+    """A time a record carries is outside EARLIEST..LATEST, or too far from now for ingest."""
 
 
 def decode_event(spec: TopicSpec, key: bytes | None, value: bytes | None) -> Event:
@@ -17,14 +34,55 @@ def decode_event(spec: TopicSpec, key: bytes | None, value: bytes | None) -> Eve
 
     Besides the record itself, the message key must equal the record's
     user_id: a mis-keyed event would land on another user's partition and
-    break co-partitioned state.
+    break co-partitioned state. And every time it carries must lie within
+    EARLIEST..LATEST (check_times), so the engine's clock arithmetic never
+    overflows on it: such a message is dead-lettered with the reason.
     """
     record = decode(spec.record, value)
     expected = record.user_id.encode()
     if key != expected:
         shown = "no key" if key is None else f"key {key[:64]!r}"
         raise InvalidRecord(f"message has {shown}; user topics are keyed by user_id")
+    check_times(record)
     return record
+
+
+def check_times(record: Any, path: str = "") -> None:
+    """Raise TimeOutOfRange if any time in `record` (nested records and lists too) is
+    outside EARLIEST..LATEST; the reason names the field."""
+    for f in dataclasses.fields(record):
+        where = f"{path}.{f.name}" if path else f.name
+        value = getattr(record, f.name)
+        items = enumerate(value) if isinstance(value, list) else ((None, value),)
+        for index, item in items:
+            at = where if index is None else f"{where}[{index}]"
+            if isinstance(item, datetime):
+                if not EARLIEST <= item < LATEST:
+                    raise TimeOutOfRange(
+                        f"{at}: {format_time(item)} is outside the years "
+                        f"{EARLIEST.year}..{LATEST.year - 1}")
+            elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+                check_times(item, at)
+
+
+def check_recent(occurred_at: datetime, now: datetime, *, path: str = "occurred_at",
+                 ahead: timedelta = AHEAD, back: timedelta = BACK) -> None:
+    """Raise TimeOutOfRange unless `occurred_at` is at most `ahead` after and `back` before `now`.
+
+    For times an outside sender claims (ingest); records on the topics may be
+    simulated or replayed far from the wall clock and are held only to check_times.
+    """
+    if occurred_at > now + ahead:
+        raise TimeOutOfRange(f"{path}: {format_time(occurred_at)} is more than "
+                             f"{_span(ahead)} ahead of the server's clock")
+    if occurred_at < now - back:
+        raise TimeOutOfRange(f"{path}: {format_time(occurred_at)} is more than "
+                             f"{_span(back)} in the past")
+
+
+def _span(delta: timedelta) -> str:
+    days = delta.days
+    return f"{days} day{'s' if days != 1 else ''}" if days else f"{delta.seconds} s"
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -71,4 +129,5 @@ def dead_letter(
     )
 
 
-__all__ = ["DEADLETTER", "InvalidRecord", "dead_letter", "decode_event"]
+__all__ = ["DEADLETTER", "InvalidRecord", "TimeOutOfRange", "check_recent", "check_times",
+           "dead_letter", "decode_event"]

@@ -24,6 +24,7 @@ from web.keys import (
     DB,
     HUB,
     INGEST_LIMITER,
+    INGEST_REFUSED_LIMITER,
     POLICY,
     REACTION_LIMITER,
     RELAY,
@@ -45,6 +46,7 @@ STATIC = Path(__file__).parent / "static"
 MAX_BODY = 256 * 1024  # bytes of a request body; more is a 413
 # Rate limits (token buckets, per web process): a burst, then a steady rate per second.
 INGEST_RATE, INGEST_BURST = 2.0, 20  # per ingest token
+INGEST_REFUSED_RATE, INGEST_REFUSED_BURST = 0.5, 30  # per client address: unknown tokens
 REACTION_RATE, REACTION_BURST = 1.0, 30  # per person: reactions and context signals
 SUBSCRIBE_RATE, SUBSCRIBE_BURST = 0.1, 10  # per person: push subscribe/unsubscribe
 SIGNIN_RATE, SIGNIN_BURST = 0.5, 20  # per client address: sign-in starts and callbacks
@@ -55,14 +57,16 @@ def create_app(settings: Settings, *, relay: bool = True) -> web.Application:
 
     `relay=False` leaves the outbox to another process (tests of the relay itself).
     """
-    app = web.Application(middlewares=[observe, security_headers, error_middleware],
-                          client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[observe, error_middleware], client_max_size=MAX_BODY)
+    app.on_response_prepare.append(security_headers)
     app[METRICS] = WebMetrics()
     app[PRODUCT] = ProductMetrics()
     app[SETTINGS] = settings
     app[VAPID_PUBLIC_KEY] = vapid_public_key(settings)
     app[POLICY] = EndpointPolicy.for_env(settings.env, extra=settings.push_extra_hosts)
     app[INGEST_LIMITER] = RateLimiter(rate=INGEST_RATE, burst=INGEST_BURST)
+    app[INGEST_REFUSED_LIMITER] = RateLimiter(rate=INGEST_REFUSED_RATE,
+                                              burst=INGEST_REFUSED_BURST)
     app[REACTION_LIMITER] = RateLimiter(rate=REACTION_RATE, burst=REACTION_BURST)
     app[SUBSCRIBE_LIMITER] = RateLimiter(rate=SUBSCRIBE_RATE, burst=SUBSCRIBE_BURST)
     app[SIGNIN_LIMITER] = RateLimiter(rate=SIGNIN_RATE, burst=SIGNIN_BURST)

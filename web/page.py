@@ -102,7 +102,7 @@ def render_page(tip: Mapping[str, Any] | None, *, csrf_token: str,
 <meta name="viewport" content="width=device-width, initial-scale=1, viewport-fit=cover">
 <meta name="theme-color" content="#000">
 <meta name="color-scheme" content="dark">
-<meta name="referrer" content="no-referrer">
+<meta name="referrer" content="same-origin">
 <meta name="csrf-token" content="{_attr(csrf_token)}">
 {vapid}<title>oO</title>
 <link rel="manifest" href="/manifest.webmanifest">

@@ -28,7 +28,9 @@ import asyncpg
 from aiohttp import web
 
 from adapters.db import UNAVAILABLE
-from web.keys import DB
+from oo.exposure import metrics_refusal
+from web.errors import ApiError
+from web.keys import DB, SETTINGS
 from web.observe import METRICS
 
 log = logging.getLogger(__name__)
@@ -130,7 +132,17 @@ PRODUCT = web.AppKey("product_metrics", ProductMetrics)
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """`/metrics`: the request metrics, then the product metrics (omitted while PostgreSQL is down)."""
+    """`/metrics`: the request metrics, then the product metrics (omitted while PostgreSQL is down).
+
+    Only for the metrics token, or loopback in dev and test (oo/exposure.py):
+    account counts, activation and retention are nobody else's business.
+    """
+    refused = metrics_refusal(request.app[SETTINGS], request.headers.get("Authorization"),
+                              request.remote)
+    if refused is not None:
+        status, message = refused
+        raise ApiError(message, status=status,
+                       headers={"WWW-Authenticate": "Bearer"} if status == 401 else None)
     text = request.app[METRICS].prometheus()
     try:
         product, up = await request.app[PRODUCT].text(request.app[DB]), 1

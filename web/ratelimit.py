@@ -32,6 +32,15 @@ class RateLimiter:
         self._remember(key, (tokens, now))
         return (cost - tokens) / self.rate
 
+    def wait(self, key: Hashable, now: float, cost: float = 1.0) -> float:
+        """The seconds until `cost` fits in `key`'s bucket (0 when it fits now); takes nothing.
+
+        For limits on failures: check before the work, `take` only when it failed.
+        """
+        tokens, last = self._buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        return 0.0 if tokens >= cost else (cost - tokens) / self.rate
+
     def _remember(self, key: Hashable, bucket: tuple[float, float]) -> None:
         self._buckets[key] = bucket  # most recently used last
         while len(self._buckets) > self.max_keys:

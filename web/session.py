@@ -10,6 +10,13 @@ cannot read.
 HTML forms (sign-out, the connectors page) cannot set a header: they send the
 same token in a `csrf_token` field instead.
 
+Besides the token, a state-changing request that carries an `Origin` header
+(browsers send it on every cross-origin request and on same-origin POSTs) must
+come from oO's own origin: the host it was sent to, or `OO_PUBLIC_URL`.
+A second, independent check: a token that leaked (a log, an old cached page)
+still does not let another site act for the person. A request without
+`Origin` (a non-browser client, an old browser) relies on the token alone.
+
 Sessions are opened by sign-in (web/auth.py), which first closes the session
 the browser came with (rotation: a session token planted before sign-in is
 worthless after it); sign-out closes the session. The cookie is HttpOnly,
@@ -28,11 +35,13 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 import asyncpg
 from aiohttp import web
 
 from web.errors import ApiError
+from web.keys import SETTINGS
 
 COOKIE = "oo_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -136,6 +145,8 @@ async def require(request: web.Request, pool: asyncpg.Pool) -> Caller:
     if who is None:
         raise Unauthorized("sign in first: no open session")
     if request.method not in SAFE_METHODS:
+        if not same_origin(request):
+            raise Forbidden("the request comes from another site (Origin)")
         sent = request.headers.get(CSRF_HEADER, "")
         if not sent and request.content_type in ("application/x-www-form-urlencoded",
                                                  "multipart/form-data"):
@@ -144,6 +155,27 @@ async def require(request: web.Request, pool: asyncpg.Pool) -> Caller:
         if not sent or not hmac.compare_digest(sent.encode(), who.csrf_token.encode()):
             raise Forbidden(f"missing or wrong {CSRF_HEADER} header")
     return who
+
+
+def same_origin(request: web.Request) -> bool:
+    """No `Origin` header, or one naming this host or the public URL's origin.
+
+    The scheme is not compared with the request's own: behind a TLS-terminating
+    proxy the browser's `https://host` reaches the app as plain http.
+    """
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    public = urlsplit(request.app[SETTINGS].public_url)
+    if origin == f"{public.scheme}://{public.netloc}":
+        return True
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        return False
+    # "null" (a sandboxed frame, a file: page, some redirects) has no scheme: refused.
+    return parts.scheme in ("http", "https") and bool(parts.netloc) \
+        and parts.netloc.lower() == request.host.lower()
 
 
 def cookie_secure(request: web.Request, env: str) -> bool:

@@ -14,12 +14,17 @@ COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 
 
-def resolved_env(service: str) -> dict[str, str]:
-    """The service's environment with ${VAR:?msg} substituted as compose would."""
+def resolved_env(service: str, given: dict[str, str] | None = None) -> dict[str, str]:
+    """The service's environment with ${VAR:?msg} and ${VAR:-default} substituted as compose would."""
     env = {k: str(v) for k, v in SERVICES[service]["environment"].items()}
-    given = {"OO_POSTGRES_PASSWORD": "secret", "OO_VAPID_SUBJECT": "mailto:ops@example.org"}
-    return {k: re.sub(r"\$\{(\w+):\?[^}]*\}", lambda m: given[m.group(1)], v)
-            for k, v in env.items()}
+    given = {"OO_POSTGRES_PASSWORD": "secret", "OO_VAPID_SUBJECT": "mailto:ops@example.org",
+             **(given or {})}
+
+    def value(match: re.Match[str]) -> str:
+        name, how, default = match.groups()
+        return given[name] if how == "?" else given.get(name) or default
+
+    return {k: re.sub(r"\$\{(\w+):([?-])([^}]*)\}", value, v) for k, v in env.items()}
 
 
 def test_compose_has_the_whole_stack_with_healthchecks():
@@ -60,6 +65,17 @@ def test_published_web_port_is_the_configured_one():
     assert published.endswith(f":{settings.web_port}")
     assert f":{settings.worker_web_port}/ready" in str(SERVICES["worker"]["healthcheck"]["test"])
     assert Settings.from_env(resolved_env("worker")).worker_web_port == 6066
+
+
+def test_the_worker_web_server_stays_inside_its_container_and_metrics_take_a_token():
+    worker = Settings.from_env(resolved_env("worker"))
+    assert worker.worker_web_host == "127.0.0.1"
+    assert "ports" not in SERVICES["worker"]
+    for service in ("worker", "web"):
+        assert Settings.from_env(resolved_env(service)).metrics_token is None  # metrics off
+        token = "a-token-from-the-environment-0123"
+        given = {"OO_METRICS_TOKEN": token}
+        assert Settings.from_env(resolved_env(service, given)).metrics_token == token
 
 
 def test_no_secret_is_written_in_the_file():

@@ -31,3 +31,14 @@ def test_old_keys_are_forgotten_beyond_the_cap():
     for key in ("a", "b", "c"):
         limiter.take(key, 0.0)
     assert limiter.take("a", 0.0) == 0.0  # forgotten, so full again
+
+
+def test_wait_tells_whether_a_request_fits_without_taking_one():
+    limiter = RateLimiter(rate=0.5, burst=2)
+    assert limiter.wait("a", 0.0) == 0.0 and limiter.wait("a", 0.0) == 0.0  # nothing taken
+    limiter.take("a", 0.0)
+    limiter.take("a", 0.0)
+    assert limiter.wait("a", 0.0) == pytest.approx(2.0)
+    assert limiter.wait("a", 1.0) == pytest.approx(1.0)
+    assert limiter.wait("a", 2.0) == 0.0
+    assert limiter.wait("b", 0.0) == 0.0
