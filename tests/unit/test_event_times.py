@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 
 from tests.unit.test_engine_outbox import KEY, USER, account, engine
-from topics.catalog import SIGNALS, TIPS_DECIDED
+from topics.catalog import SIGNALS, TIMERS, TIPS_DECIDED
 from topics.codec import InvalidRecord, encode
 from topics.examples import examples
 from topics.records import TipDecided
@@ -95,3 +95,17 @@ async def test_the_engine_dead_letters_a_far_future_signal_instead_of_failing(tm
     assert letters[0].startswith("occurred_at: 9999-12-31T23:59:00Z is outside the years")
     assert worker.counters.get("oo_agent_errors_total", "agent", "engine") == 0
     assert worker.counters.get("oo_signals_folded_total", "domain", "habits") == 0
+
+
+async def test_the_engine_dead_letters_a_timer_command_with_a_time_no_clock_holds(tmp_path):
+    worker = engine(tmp_path, {})
+    await worker.handle(account())
+    value = (b'{"event_id":"t-far","user_id":"%s","occurred_at":"2026-12-01T12:00:00Z",'
+             b'"source":"test","action":"fire","timer_id":"morning_start:x",'
+             b'"purpose":"morning_start","fire_at":"9999-12-31T23:59:00Z"}' % USER.encode())
+    message = SimpleNamespace(topic=TIMERS.name, key=KEY, partition=0, offset=8, value=value,
+                              headers=[])
+    await worker.handle(message)  # type: ignore[arg-type]
+    letters = worker.dead.letters  # type: ignore[attr-defined]
+    assert len(letters) == 1 and letters[0].startswith("fire_at: 9999-12-31T23:59:00Z is outside")
+    assert worker.counters.get("oo_agent_errors_total", "agent", "engine") == 0
