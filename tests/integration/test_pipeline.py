@@ -225,7 +225,8 @@ async def test_deletion_leaves_tombstones_and_late_signals_are_dropped(kafka, po
         for changelog in (features, timers):
             await last_value_is(kafka, changelog, key, lambda v: v is None,
                                 f"{changelog} does not end with a tombstone", timeout=window + 60)
-        assert worker.metric("oo_users_purged_total") == 1
+        # (The worker reads the topics from their start: earlier tests' deletions count too.)
+        assert worker.metric("oo_users_purged_total") >= 1
     finally:
         worker.stop()
 
