@@ -90,6 +90,9 @@ class Engine:
         # this process and awaiting the broker, and those acknowledged (oldest first).
         self.inflight: set[str] = set()
         self.acked: dict[str, None] = {}
+        # Sends the broker refused: published again by the retry loop, without waiting for
+        # the person's next event (their input offset may be committed already).
+        self.failed: dict[str, tuple[bytes, bytes]] = {}
         self.dead = dead
         self.counters = counters
 
@@ -171,6 +174,8 @@ class Engine:
         if after.forgotten_at is not None:
             if after.forgotten_at != before.forgotten_at:
                 self.features[key] = dump_forgotten(after.forgotten_at)
+                for decision_id in [d for d, (k, _) in self.failed.items() if k == key]:
+                    del self.failed[decision_id]  # nothing of theirs goes out again
         elif after.features is None:
             if key in self.features:
                 del self.features[key]
@@ -196,15 +201,31 @@ class Engine:
         """Send a decision; its acknowledgement (or failure) is noted when the broker answers."""
         future = await self.decided.send(key=key, value=value, headers=headers or None)
         self.inflight.add(decision_id)
-        future.add_done_callback(partial(self._answered, decision_id))
+        future.add_done_callback(partial(self._answered, decision_id, key, value))
 
-    def _answered(self, decision_id: str, future: Any) -> None:
+    def _answered(self, decision_id: str, key: bytes, value: bytes, future: Any) -> None:
         self.inflight.discard(decision_id)
         if future.cancelled() or future.exception() is not None:
-            return  # not confirmed: the next load of the person sends it again
+            # Not confirmed. Faust's commit waits for the send to finish, not to succeed,
+            # so the trigger may never be read again: the retry loop sends it again.
+            if len(self.failed) < ACKED_MEMORY:
+                self.failed[decision_id] = (key, value)
+            log.warning("decision %s was not accepted by the broker; it will be sent again",
+                        decision_id)
+            return
+        self.failed.pop(decision_id, None)
         self.acked[decision_id] = None
         if len(self.acked) > ACKED_MEMORY:
             del self.acked[next(iter(self.acked))]
+
+    async def resend_failed(self) -> None:
+        """Publish again every decision whose send the broker refused (same id, same bytes)."""
+        for decision_id, (key, value) in list(self.failed.items()):
+            del self.failed[decision_id]
+            if decision_id in self.inflight or decision_id in self.acked:
+                continue
+            await self._publish(key, decision_id, value, [])
+            self.counters.inc("oo_decisions_resent_total")
 
     # --- the firing loop ------------------------------------------------
 
@@ -308,5 +329,9 @@ def register(app: faust.App, settings: Settings, dead: DeadLetterSink, counters:
     @app.timer(interval=1.0)
     async def fire_timers() -> None:
         await engine.fire_due(app)
+
+    @app.timer(interval=1.0)
+    async def resend_failed() -> None:
+        await engine.resend_failed()
 
     return engine

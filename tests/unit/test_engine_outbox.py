@@ -110,3 +110,18 @@ async def test_the_outbox_rides_in_the_state_value_and_old_values_read_without_o
     del stored["outbox"]
     state, outbox, _ = load_entry(orjson.dumps(stored))
     assert state is not None and state.user_id == USER and outbox == []
+
+
+async def test_a_refused_send_is_retried_without_waiting_for_the_persons_next_event(tmp_path):
+    # Faust commits the trigger's offset once the send has finished, failed or not: the
+    # person may never have another event to carry the outbox entry out.
+    _, worker, value, answer = await decided_once(tmp_path)
+    answer.set_exception(RuntimeError("broker said no"))
+    await settle()
+    await worker.resend_failed()
+    (_, again, second), = worker.decided.sent[1:]
+    assert again == value, "the same decision, byte for byte"
+    second.set_result(None)
+    await settle()
+    await worker.resend_failed()
+    assert len(worker.decided.sent) == 2, "an accepted re-send is not sent again"
